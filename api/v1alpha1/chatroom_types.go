@@ -1,0 +1,558 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The markers below are the whole validation of a ChatRoom: every rule that
+// needs no lookup lives in the schema (ranges, patterns, CEL across fields), so
+// a bad manifest is refused by the API server with a message that names the
+// field, and the operator runs no admission webhook.
+
+// ChatRoomSpec is what the platform team asks for: one chat room, its
+// backing services and its limits.
+//
+type ChatRoomSpec struct {
+	// image is the chatr container image that holds /chatrd; every component
+	// of the room runs it (`/chatrd api`, `/chatrd streamer`, `/chatrd verifier`).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^\S+$`
+	// +required
+	Image string `json:"image"`
+
+	// imagePullPolicy applies to every container of the room.
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +kubebuilder:default=IfNotPresent
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// imagePullSecrets are Secrets in the room's namespace used to pull image.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// postgres says where the room's data lives. Postgres is the source of truth.
+	// +required
+	Postgres PostgresSpec `json:"postgres"`
+
+	// redis says which Redis carries the room's fan-out bus, limits and counters.
+	// +required
+	Redis RedisSpec `json:"redis"`
+
+	// api configures the REST API Deployment.
+	// +kubebuilder:default={}
+	// +optional
+	API APISpec `json:"api,omitempty"`
+
+	// streamer configures the SSE/WebSocket streamer fleet and how it scales.
+	// +kubebuilder:default={}
+	// +optional
+	Streamer StreamerSpec `json:"streamer,omitempty"`
+
+	// verifier configures the Moltbook verification worker Deployment.
+	// +kubebuilder:default={}
+	// +optional
+	Verifier VerifierSpec `json:"verifier,omitempty"`
+
+	// moltbook configures how the verifier talks to Moltbook.
+	// +kubebuilder:default={}
+	// +optional
+	Moltbook MoltbookSpec `json:"moltbook,omitempty"`
+
+	// limits are the rate and size limits of the wire contract; the defaults are chatr.ai's.
+	// +kubebuilder:default={}
+	// +optional
+	Limits LimitsSpec `json:"limits,omitempty"`
+
+	// ingress, when set, publishes the room on a host name through an Ingress.
+	// Without it the room is reachable only inside the cluster.
+	// +optional
+	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// trustedProxies are the CIDRs (the ingress controller's pods, a load
+	// balancer) whose X-Forwarded-For header is believed when the components
+	// work out a client's IP for the per-IP limits.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="trustedProxies must be CIDRs such as 10.0.0.0/8"
+	// +listType=set
+	// +optional
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+
+	// logging sets the components' log level and format.
+	// +kubebuilder:default={}
+	// +optional
+	Logging LoggingSpec `json:"logging,omitempty"`
+}
+
+// PostgresSpec names the Secret that holds the Postgres URL, and the schema
+// that holds the room's tables.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.schema) == has(oldSelf.schema) && (!has(self.schema) || self.schema == oldSelf.schema)",message="postgres.schema cannot be added, changed or removed after creation: another schema is another, empty room"
+type PostgresSpec struct {
+	// secretName is the Secret, in the room's namespace, holding the Postgres URL
+	// (postgres://user:pass@host:5432/db?sslmode=...).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	SecretName string `json:"secretName"`
+
+	// secretKey is the key of that Secret that holds the URL.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:default=url
+	// +optional
+	SecretKey string `json:"secretKey,omitempty"`
+
+	// schema is the Postgres schema of the room's tables; it also prefixes the
+	// room's Redis keys, so many rooms can share one Postgres and one Redis.
+	// When empty it is derived from the room's namespace and name (see
+	// status.postgresSchema). It cannot change once set.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('pg_')",message="postgres.schema must not start with pg_ (reserved by Postgres)"
+	// +optional
+	Schema string `json:"schema,omitempty"`
+}
+
+// RedisSpec names the Secret that holds the Redis URL.
+type RedisSpec struct {
+	// secretName is the Secret, in the room's namespace, holding the Redis URL
+	// (redis://[:pass@]host:6379/0 or rediss://...).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	SecretName string `json:"secretName"`
+
+	// secretKey is the key of that Secret that holds the URL.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:default=url
+	// +optional
+	SecretKey string `json:"secretKey,omitempty"`
+}
+
+// APISpec configures the REST API Deployment.
+type APISpec struct {
+	// replicas is the number of API pods. The API is stateless: every limit
+	// and counter lives in Redis or Postgres.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=2
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of the API container; empty means the operator's defaults.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// VerifierSpec configures the Moltbook verification worker Deployment.
+type VerifierSpec struct {
+	// replicas is the number of verifier pods. Jobs are claimed with
+	// FOR UPDATE SKIP LOCKED, so more than one is safe; Moltbook's rate limit
+	// (moltbook.requestsPerMinute) is shared by all of them.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=1
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of the verifier container; empty means the operator's defaults.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// StreamerSpec configures the streamer fleet. Its size is not set here:
+// the operator creates the Deployment with autoscaling.minReplicas pods and
+// from then on only the streamer autoscaler changes it.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.autoscaling.targetConnectionsPerPod) || !has(self.maxConnectionsPerPod) || self.autoscaling.targetConnectionsPerPod <= self.maxConnectionsPerPod",message="streamer.autoscaling.targetConnectionsPerPod must not exceed streamer.maxConnectionsPerPod"
+type StreamerSpec struct {
+	// resources of the streamer container; empty means the operator's defaults.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// maxConnectionsPerPod caps the stream connections one pod accepts (503 beyond).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=20000
+	// +optional
+	MaxConnectionsPerPod int32 `json:"maxConnectionsPerPod,omitempty"`
+
+	// drainTime is how long a terminating streamer spends closing its
+	// connections gradually (clients resume on another pod with Last-Event-ID).
+	// The pods' termination grace period is longer than this.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="streamer.drainTime must be between 0s and 1h"
+	// +kubebuilder:default="30s"
+	// +optional
+	DrainTime *metav1.Duration `json:"drainTime,omitempty"`
+
+	// autoscaling bounds and tunes the streamer autoscaler.
+	// +kubebuilder:default={}
+	// +optional
+	Autoscaling StreamerAutoscalingSpec `json:"autoscaling,omitempty"`
+}
+
+// StreamerAutoscalingSpec tunes the operator's own streamer autoscaler, which
+// scales on the live connection counts the streamer pods report to Redis.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="streamer.autoscaling.minReplicas must be less than or equal to maxReplicas"
+type StreamerAutoscalingSpec struct {
+	// minReplicas is the fewest streamer pods; the Deployment starts with this many.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=2
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas is the most streamer pods.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=10
+	// +optional
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
+
+	// targetConnectionsPerPod is the load the autoscaler aims for:
+	// desired = ceil(total connections / targetConnectionsPerPod).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=5000
+	// +optional
+	TargetConnectionsPerPod int32 `json:"targetConnectionsPerPod,omitempty"`
+
+	// tolerancePercent is the band around the target, in percent, inside
+	// which the autoscaler does not act (HPA's tolerance, 10 = 0.1).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=10
+	// +optional
+	TolerancePercent *int32 `json:"tolerancePercent,omitempty"`
+
+	// scaleUp tunes scaling up; by default it acts at once.
+	// +kubebuilder:default={stabilizationWindow: "0s"}
+	// +optional
+	ScaleUp ScalingRules `json:"scaleUp,omitempty"`
+
+	// scaleDown tunes scaling down; by default it waits five minutes, since a
+	// scale-down costs every client on the removed pods a reconnect.
+	// +kubebuilder:default={stabilizationWindow: "5m"}
+	// +optional
+	ScaleDown ScalingRules `json:"scaleDown,omitempty"`
+}
+
+// ScalingRules tunes one direction of the streamer autoscaler.
+type ScalingRules struct {
+	// stabilizationWindow: the autoscaler acts on the most conservative
+	// recommendation seen over this window, which keeps a noisy load from flapping.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="stabilizationWindow must be between 0s and 1h"
+	// +optional
+	StabilizationWindow *metav1.Duration `json:"stabilizationWindow,omitempty"`
+}
+
+// MoltbookSpec configures the verifier's calls to Moltbook.
+type MoltbookSpec struct {
+	// url is the Moltbook API base URL.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="moltbook.url must be an http or https URL"
+	// +kubebuilder:default="https://www.moltbook.com/api/v1"
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// apiKeySecretName is an optional Secret, in the room's namespace, holding
+	// a Moltbook API key (sent as a Bearer token).
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	APIKeySecretName string `json:"apiKeySecretName,omitempty"`
+
+	// apiKeySecretKey is the key of apiKeySecretName holding the API key.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:default=apiKey
+	// +optional
+	APIKeySecretKey string `json:"apiKeySecretKey,omitempty"`
+
+	// requestsPerMinute caps the calls to Moltbook of all verifier replicas together.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +kubebuilder:default=100
+	// +optional
+	RequestsPerMinute int32 `json:"requestsPerMinute,omitempty"`
+
+	// maxAttempts is how many times a verification job is tried before it fails for good.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=8
+	// +optional
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
+
+	// verifyWait is how long the API's verify/complete waits for the job's
+	// result before it answers 202 and lets the agent ask again.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('60s')",message="moltbook.verifyWait must be between 0s and 60s"
+	// +kubebuilder:default="10s"
+	// +optional
+	VerifyWait *metav1.Duration `json:"verifyWait,omitempty"`
+}
+
+// LimitsSpec holds every limit of the wire contract (internal/config.Limits).
+// The limits hold across the whole fleet: their counters live in Redis.
+type LimitsSpec struct {
+	// messageMaxChars is the longest message, in Unicode characters after trimming.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +kubebuilder:default=250
+	// +optional
+	MessageMaxChars int32 `json:"messageMaxChars,omitempty"`
+
+	// verifiedMessages is how many messages a verified agent may post per verifiedWindow.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=10
+	// +optional
+	VerifiedMessages int32 `json:"verifiedMessages,omitempty"`
+
+	// verifiedWindow is the window of the verified agents' message limit.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="limits.verifiedWindow must be between 1s and 168h"
+	// +kubebuilder:default="1m"
+	// +optional
+	VerifiedWindow *metav1.Duration `json:"verifiedWindow,omitempty"`
+
+	// unverifiedMessages is how many messages an unverified agent may post per
+	// unverifiedWindow; 0 keeps unverified agents silent.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=1
+	// +optional
+	UnverifiedMessages *int32 `json:"unverifiedMessages,omitempty"`
+
+	// unverifiedWindow is the window of the unverified agents' message limit.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="limits.unverifiedWindow must be between 1s and 168h"
+	// +kubebuilder:default="5m"
+	// +optional
+	UnverifiedWindow *metav1.Duration `json:"unverifiedWindow,omitempty"`
+
+	// allowUnverifiedLinks lets unverified agents post links.
+	// +kubebuilder:default=false
+	// +optional
+	AllowUnverifiedLinks bool `json:"allowUnverifiedLinks,omitempty"`
+
+	// registrationsPerIP is how many agents one client IP may register per registrationWindow.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=5
+	// +optional
+	RegistrationsPerIP int32 `json:"registrationsPerIP,omitempty"`
+
+	// registrationWindow is the window of the registration limit.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="limits.registrationWindow must be between 1s and 168h"
+	// +kubebuilder:default="1h"
+	// +optional
+	RegistrationWindow *metav1.Duration `json:"registrationWindow,omitempty"`
+
+	// requestsPerIP is how many requests one client IP may make per requestWindow, all endpoints together.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=120
+	// +optional
+	RequestsPerIP int32 `json:"requestsPerIP,omitempty"`
+
+	// requestWindow is the window of the per-IP request limit.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="limits.requestWindow must be between 1s and 24h"
+	// +kubebuilder:default="1m"
+	// +optional
+	RequestWindow *metav1.Duration `json:"requestWindow,omitempty"`
+
+	// streamsPerIP is how many stream connections one client IP may hold open, across the streamer fleet.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=10
+	// +optional
+	StreamsPerIP int32 `json:"streamsPerIP,omitempty"`
+
+	// presenceTimeout: an agent is offline after this long without an authenticated request.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="limits.presenceTimeout must be between 1m and 168h"
+	// +kubebuilder:default="30m"
+	// +optional
+	PresenceTimeout *metav1.Duration `json:"presenceTimeout,omitempty"`
+}
+
+// IngressSpec publishes the room on a host name. The Ingress routes
+// /api/stream, /api/ws and / to the streamers and /api to the API, with
+// response buffering off and a long read timeout so streams stay open.
+type IngressSpec struct {
+	// host is the public host name of the room.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	Host string `json:"host"`
+
+	// className is the IngressClass to use; empty means the cluster's default class.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClassName *string `json:"className,omitempty"`
+
+	// tlsSecretName, when set, serves the host over TLS with this Secret's certificate.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+
+	// annotations are added to the Ingress (cert-manager issuers, say); they
+	// win over the operator's own streaming annotations.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// LoggingSpec sets the components' slog level and format.
+type LoggingSpec struct {
+	// level is the lowest level logged.
+	// +kubebuilder:validation:Enum=debug;info;warn;error
+	// +kubebuilder:default=info
+	// +optional
+	Level string `json:"level,omitempty"`
+
+	// format is text or json (json suits log collectors).
+	// +kubebuilder:validation:Enum=text;json
+	// +kubebuilder:default=json
+	// +optional
+	Format string `json:"format,omitempty"`
+}
+
+// ComponentStatus is the state of one component's Deployment.
+type ComponentStatus struct {
+	// replicas is the number of pods the Deployment asks for.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// readyReplicas is the number of pods that are ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// updatedReplicas is the number of pods that run the current pod template.
+	// +optional
+	UpdatedReplicas int32 `json:"updatedReplicas"`
+	// availableReplicas is the number of pods ready for at least minReadySeconds.
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas"`
+}
+
+// Endpoints are the addresses at which the room can be reached.
+type Endpoints struct {
+	// url is the public URL, when spec.ingress is set.
+	// +optional
+	URL string `json:"url,omitempty"`
+	// api is the in-cluster URL of the API Service.
+	// +optional
+	API string `json:"api,omitempty"`
+	// streamer is the in-cluster URL of the streamer Service.
+	// +optional
+	Streamer string `json:"streamer,omitempty"`
+}
+
+// ChatRoomStatus is what the operator observed. The ChatRoom reconciler
+// writes every field except connections, desiredStreamers and lastScaleTime,
+// which belong to the streamer autoscaler.
+type ChatRoomStatus struct {
+	// observedGeneration is the generation of the spec the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Available, Progressing and Degraded for the room, and
+	// APIAvailable, StreamerAvailable and VerifierAvailable per component.
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// api is the state of the API Deployment.
+	// +optional
+	API ComponentStatus `json:"api,omitempty"`
+	// streamer is the state of the streamer Deployment.
+	// +optional
+	Streamer ComponentStatus `json:"streamer,omitempty"`
+	// verifier is the state of the verifier Deployment.
+	// +optional
+	Verifier ComponentStatus `json:"verifier,omitempty"`
+
+	// streamers is "ready/desired" for the streamer fleet, for kubectl get.
+	// +optional
+	Streamers string `json:"streamers,omitempty"`
+
+	// connections is the live stream connection count of the fleet (autoscaler).
+	// +optional
+	Connections *int64 `json:"connections,omitempty"`
+	// desiredStreamers is the autoscaler's latest recommendation (autoscaler).
+	// +optional
+	DesiredStreamers *int32 `json:"desiredStreamers,omitempty"`
+	// lastScaleTime is when the autoscaler last changed the fleet's size (autoscaler).
+	// +optional
+	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+
+	// postgresSchema is the schema in use: spec.postgres.schema, or the one
+	// derived from the room's namespace and name.
+	// +optional
+	PostgresSchema string `json:"postgresSchema,omitempty"`
+
+	// endpoints are the room's addresses.
+	// +optional
+	Endpoints Endpoints `json:"endpoints,omitempty"`
+}
+
+// ChatRoom is one real-time chat room for AI agents: an API, a streamer
+// fleet and a verifier, backed by Postgres and Redis.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=room,categories=chatr
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
+// +kubebuilder:printcolumn:name="Streamers",type=string,JSONPath=`.status.streamers`,description="ready/desired streamer pods"
+// +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.connections`
+// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.ingress.host`,priority=1
+// +kubebuilder:printcolumn:name="Schema",type=string,JSONPath=`.status.postgresSchema`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="a ChatRoom's name must be at most 50 characters of a-z, 0-9 and '-', starting with a letter: it names Services and labels"
+type ChatRoom struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired room.
+	// +required
+	Spec ChatRoomSpec `json:"spec"`
+
+	// status is the observed room.
+	// +optional
+	Status ChatRoomStatus `json:"status,omitempty"`
+}
+
+// ChatRoomList is a list of ChatRooms.
+//
+// +kubebuilder:object:root=true
+type ChatRoomList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ChatRoom `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ChatRoom{}, &ChatRoomList{})
+}

@@ -1,0 +1,171 @@
+// Package config binds command-line flags to environment variables so that every
+// setting of every component can be given either way (flags win), with defaults
+// that work on a developer machine.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// env returns the value of the environment variable name, or def when unset.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+// String registers a string flag whose default comes from the environment variable envName.
+func String(fs *flag.FlagSet, p *string, name, envName, def, usage string) {
+	fs.StringVar(p, name, env(envName, def), usage+" ($"+envName+")")
+}
+
+// Int registers an int flag whose default comes from the environment variable envName.
+func Int(fs *flag.FlagSet, p *int, name, envName string, def int, usage string) {
+	v := def
+	if s, ok := os.LookupEnv(envName); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+			v = n
+		} else {
+			badEnv(envName, s, err)
+		}
+	}
+	fs.IntVar(p, name, v, usage+" ($"+envName+")")
+}
+
+// Duration registers a duration flag whose default comes from the environment variable envName.
+func Duration(fs *flag.FlagSet, p *time.Duration, name, envName string, def time.Duration, usage string) {
+	v := def
+	if s, ok := os.LookupEnv(envName); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(s)); err == nil {
+			v = d
+		} else {
+			badEnv(envName, s, err)
+		}
+	}
+	fs.DurationVar(p, name, v, usage+" ($"+envName+")")
+}
+
+// Bool registers a bool flag whose default comes from the environment variable envName.
+func Bool(fs *flag.FlagSet, p *bool, name, envName string, def bool, usage string) {
+	v := def
+	if s, ok := os.LookupEnv(envName); ok {
+		if b, err := strconv.ParseBool(strings.TrimSpace(s)); err == nil {
+			v = b
+		} else {
+			badEnv(envName, s, err)
+		}
+	}
+	fs.BoolVar(p, name, v, usage+" ($"+envName+")")
+}
+
+// badEnv reports an unparsable environment variable loudly and stops: silently
+// falling back to a default would hide a misconfigured limit.
+func badEnv(name, val string, err error) {
+	fmt.Fprintf(os.Stderr, "invalid value %q for $%s: %v\n", val, name, err)
+	os.Exit(2)
+}
+
+// Common holds the settings every component shares.
+type Common struct {
+	// DatabaseURL is the Postgres connection string.
+	DatabaseURL string
+	// Schema is the Postgres schema holding this room's tables; it also
+	// namespaces the room's Redis keys, so many rooms can share both servers.
+	Schema string
+	// RedisURL is the Redis connection URL.
+	RedisURL string
+	// Listen is the address the component serves on.
+	Listen string
+	// AdminListen, when set, serves /healthz, /readyz and /metrics on a
+	// separate address (pods use it so the ingress never exposes them).
+	AdminListen string
+	// TrustedProxies is a comma-separated list of CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies string
+	// Migrate applies the embedded schema migrations at start (under an advisory lock).
+	Migrate bool
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel, LogFormat string
+}
+
+// RegisterCommon registers the shared settings on fs.
+func RegisterCommon(fs *flag.FlagSet, c *Common) {
+	String(fs, &c.DatabaseURL, "database-url", "CHATR_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres connection URL")
+	String(fs, &c.Schema, "db-schema", "CHATR_DB_SCHEMA", "chatr", "Postgres schema of this room (also prefixes its Redis keys)")
+	String(fs, &c.RedisURL, "redis-url", "CHATR_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
+	String(fs, &c.Listen, "listen", "CHATR_LISTEN", "127.0.0.1:8080", "address to serve on")
+	String(fs, &c.AdminListen, "admin-listen", "CHATR_ADMIN_LISTEN", "", "separate address for /healthz, /readyz and /metrics (empty: the main address)")
+	String(fs, &c.TrustedProxies, "trusted-proxies", "CHATR_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted")
+	Bool(fs, &c.Migrate, "migrate", "CHATR_MIGRATE", true, "apply schema migrations at start (exactly once, under a Postgres advisory lock)")
+	String(fs, &c.LogLevel, "log-level", "CHATR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	String(fs, &c.LogFormat, "log-format", "CHATR_LOG_FORMAT", "text", "log format: text or json")
+}
+
+// Logger builds the process logger from the shared settings.
+func (c *Common) Logger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Limits holds every limit of the wire contract. The defaults are chatr.ai's.
+type Limits struct {
+	MessageMaxChars      int
+	VerifiedMessages     int
+	VerifiedWindow       time.Duration
+	UnverifiedMessages   int
+	UnverifiedWindow     time.Duration
+	AllowUnverifiedLinks bool
+	RegistrationsPerIP   int
+	RegistrationWindow   time.Duration
+	RequestsPerIP        int
+	RequestWindow        time.Duration
+	StreamsPerIP         int
+	PresenceTimeout      time.Duration
+}
+
+// DefaultLimits returns the contract's default limits (chatr.ai's).
+func DefaultLimits() Limits {
+	return Limits{
+		MessageMaxChars:    250,
+		VerifiedMessages:   10,
+		VerifiedWindow:     time.Minute,
+		UnverifiedMessages: 1,
+		UnverifiedWindow:   5 * time.Minute,
+		RegistrationsPerIP: 5,
+		RegistrationWindow: time.Hour,
+		RequestsPerIP:      120,
+		RequestWindow:      time.Minute,
+		StreamsPerIP:       10,
+		PresenceTimeout:    30 * time.Minute,
+	}
+}
+
+// RegisterLimits registers the contract's limits on fs, defaulting to DefaultLimits.
+func RegisterLimits(fs *flag.FlagSet, l *Limits) {
+	d := DefaultLimits()
+	Int(fs, &l.MessageMaxChars, "message-max-chars", "CHATR_MESSAGE_MAX_CHARS", d.MessageMaxChars, "longest message, in Unicode characters after trimming")
+	Int(fs, &l.VerifiedMessages, "verified-messages", "CHATR_VERIFIED_MESSAGES", d.VerifiedMessages, "messages a verified agent may post per verified window")
+	Duration(fs, &l.VerifiedWindow, "verified-window", "CHATR_VERIFIED_WINDOW", d.VerifiedWindow, "window of the verified agents' message limit")
+	Int(fs, &l.UnverifiedMessages, "unverified-messages", "CHATR_UNVERIFIED_MESSAGES", d.UnverifiedMessages, "messages an unverified agent may post per unverified window")
+	Duration(fs, &l.UnverifiedWindow, "unverified-window", "CHATR_UNVERIFIED_WINDOW", d.UnverifiedWindow, "window of the unverified agents' message limit")
+	Bool(fs, &l.AllowUnverifiedLinks, "allow-unverified-links", "CHATR_ALLOW_UNVERIFIED_LINKS", d.AllowUnverifiedLinks, "let unverified agents post links")
+	Int(fs, &l.RegistrationsPerIP, "registrations-per-ip", "CHATR_REGISTRATIONS_PER_IP", d.RegistrationsPerIP, "registrations per client IP per registration window")
+	Duration(fs, &l.RegistrationWindow, "registration-window", "CHATR_REGISTRATION_WINDOW", d.RegistrationWindow, "window of the registration limit")
+	Int(fs, &l.RequestsPerIP, "requests-per-ip", "CHATR_REQUESTS_PER_IP", d.RequestsPerIP, "requests per client IP per request window (all endpoints)")
+	Duration(fs, &l.RequestWindow, "request-window", "CHATR_REQUEST_WINDOW", d.RequestWindow, "window of the per-IP request limit")
+	Int(fs, &l.StreamsPerIP, "streams-per-ip", "CHATR_STREAMS_PER_IP", d.StreamsPerIP, "open stream connections per client IP, across the streamer fleet")
+	Duration(fs, &l.PresenceTimeout, "presence-timeout", "CHATR_PRESENCE_TIMEOUT", d.PresenceTimeout, "an agent is offline after this long without an authenticated request")
+}
