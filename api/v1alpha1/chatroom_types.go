@@ -12,7 +12,6 @@ import (
 
 // ChatRoomSpec is what the platform team asks for: one chat room, its
 // backing services and its limits.
-//
 type ChatRoomSpec struct {
 	// image is the chatr container image that holds /chatrd; every component
 	// of the room runs it (`/chatrd api`, `/chatrd streamer`, `/chatrd verifier`).

@@ -1,0 +1,443 @@
+// Package controllers holds the operator's reconcilers. The ChatRoom
+// reconciler (this file) keeps every object of a room in line with its spec;
+// the pure functions that build those objects live in build_*.go.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+)
+
+// indexSecretNames indexes ChatRooms by the names of the Secrets they read,
+// so a Secret event finds its rooms without listing every room.
+const indexSecretNames = "spec.secretNames"
+
+// conflictRetry is how soon a room with a problem the operator cannot watch
+// (an object it does not own, which it does not cache) is looked at again.
+const conflictRetry = time.Minute
+
+// ChatRoomReconciler creates and keeps in line every object of a ChatRoom.
+// It never changes the streamer Deployment's replicas after creating it: the
+// streamer autoscaler, a reconciler of its own, owns that field.
+type ChatRoomReconciler struct {
+	// Client reads from the manager's cache (children are cached by the
+	// managed-by label, see CacheOptions) and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server directly. Secrets are read through
+	// it, so their data never sits in the operator's cache.
+	APIReader client.Reader
+	// Recorder emits the few events a human acts on.
+	Recorder recorder.EventRecorder
+	// MaxConcurrentReconciles bounds how many rooms reconcile at once.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms,verbs=get;list;watch
+// +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// Reconcile brings one room in line. Each step is a small function:
+// get the room → wait for its Secrets → read every child once → refuse to
+// adopt what it does not own → bring each child in line → compute the status
+// once, from the children as they now are, and write it only if it changed.
+//
+// The status comes after the children (CloudNativePG computes it before)
+// so that it describes the Deployments this reconcile left behind: a spec
+// change shows as Progressing at once, not one reconcile later.
+func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	room, err := r.getChatRoom(ctx, req.NamespacedName)
+	if err != nil || room == nil || !room.DeletionTimestamp.IsZero() {
+		// Deletion needs nothing from us: owner references let the garbage
+		// collector remove the children.
+		return ctrl.Result{}, err
+	}
+	desired := room.DeepCopy()
+	desired.SetDefaults()
+
+	hashes, problems, err := r.waitForSecrets(ctx, desired)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	slots := planChildren(desired, hashes, len(problems) == 0)
+	if err := r.readChildren(ctx, room, slots); err != nil {
+		return ctrl.Result{}, err
+	}
+	problems = append(problems, refuseToAdopt(room, slots)...)
+	syncProblems, syncErr := r.syncChildren(ctx, room, slots)
+	problems = append(problems, syncProblems...)
+
+	status := computeStatus(room, desired, deploymentsOf(slots), problems)
+	r.recordProblems(room, status)
+	if err := r.updateStatus(ctx, room, status); err != nil {
+		return ctrl.Result{}, errors.Join(syncErr, err)
+	}
+	if syncErr != nil {
+		return ctrl.Result{}, syncErr
+	}
+	if hasReason(problems, chatrv1.ReasonNotOwned) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// getChatRoom returns the room, or nil when it is gone (not an error: its
+// deletion is what brought us here).
+func (r *ChatRoomReconciler) getChatRoom(ctx context.Context, key types.NamespacedName) (*chatrv1.ChatRoom, error) {
+	var room chatrv1.ChatRoom
+	if err := r.Client.Get(ctx, key, &room); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("while getting chatroom %s: %w", key, err)
+	}
+	return &room, nil
+}
+
+// problem is something a human must fix; it makes the room Degraded.
+type problem struct {
+	reason, message string
+}
+
+func hasReason(ps []problem, reason string) bool {
+	return slices.ContainsFunc(ps, func(p problem) bool { return p.reason == reason })
+}
+
+// waitForSecrets reads every Secret key the room uses and returns, per
+// component, the hash of the keys its pods read. A missing Secret or key is
+// a problem, not an error: the Deployments wait (the Secret watch brings the
+// room back when it appears), while the rest of the room is built.
+func (r *ChatRoomReconciler) waitForSecrets(ctx context.Context, room *chatrv1.ChatRoom) (map[chatrv1.Component]string, []problem, error) {
+	type entry struct{ Name, Key, Value string }
+	perComponent := map[chatrv1.Component][]entry{}
+	var problems []problem
+	cached := map[string]*corev1.Secret{}
+	for _, ref := range room.SecretRefs() {
+		sec, ok := cached[ref.Name]
+		if !ok {
+			sec = &corev1.Secret{}
+			err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: room.Namespace, Name: ref.Name}, sec)
+			switch {
+			case apierrors.IsNotFound(err):
+				sec = nil
+			case err != nil:
+				return nil, nil, fmt.Errorf("while getting secret %s/%s: %w", room.Namespace, ref.Name, err)
+			}
+			cached[ref.Name] = sec
+		}
+		if sec == nil {
+			problems = append(problems, problem{chatrv1.ReasonSecretNotFound,
+				fmt.Sprintf("Secret %q not found: the Deployments wait for it", ref.Name)})
+			continue
+		}
+		v, ok := sec.Data[ref.Key]
+		if !ok {
+			problems = append(problems, problem{chatrv1.ReasonSecretKeyNotFound,
+				fmt.Sprintf("Secret %q has no key %q: the Deployments wait for it", ref.Name, ref.Key)})
+			continue
+		}
+		for _, c := range ref.Components {
+			perComponent[c] = append(perComponent[c], entry{ref.Name, ref.Key, string(v)})
+		}
+	}
+	hashes := map[chatrv1.Component]string{}
+	for _, c := range chatrv1.Components {
+		hashes[c] = hashOf(perComponent[c])
+	}
+	return hashes, dedupe(problems), nil
+}
+
+func dedupe(ps []problem) []problem {
+	var out []problem
+	for _, p := range ps {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// readChildren reads every planned child once, from the cache. A child that
+// the cache does not hold may still exist without the operator's labels;
+// syncChild finds that out when it tries to create it.
+func (r *ChatRoomReconciler) readChildren(ctx context.Context, room *chatrv1.ChatRoom, slots []*slot) error {
+	for _, s := range slots {
+		obj := s.newObj()
+		key := types.NamespacedName{Namespace: room.Namespace, Name: s.name}
+		if err := r.Client.Get(ctx, key, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("while getting %s %s: %w", s.kind, key, err)
+		}
+		s.live = obj
+	}
+	return nil
+}
+
+// refuseToAdopt marks every child that exists but is not controlled by this
+// room: the operator never takes over an object someone else made, since
+// patching it could break whatever relies on it.
+func refuseToAdopt(room *chatrv1.ChatRoom, slots []*slot) []problem {
+	var problems []problem
+	for _, s := range slots {
+		if s.live != nil && !metav1IsControlledBy(s.live, room) {
+			s.notOwned = true
+			problems = append(problems, notOwnedProblem(s))
+		}
+	}
+	return problems
+}
+
+func notOwnedProblem(s *slot) problem {
+	return problem{chatrv1.ReasonNotOwned, fmt.Sprintf(
+		"%s %q exists and is not owned by this ChatRoom: the operator leaves it alone; delete or rename it", s.kind, s.name)}
+}
+
+// syncChildren brings each child in line and reports, in one event each,
+// what it created and what it patched. It goes on past a failing child, so
+// one bad object does not hold the others back, and returns the errors joined.
+func (r *ChatRoomReconciler) syncChildren(ctx context.Context, room *chatrv1.ChatRoom, slots []*slot) ([]problem, error) {
+	var problems []problem
+	var errs []error
+	var created, updated, deleted []string
+	for _, s := range slots {
+		if s.notOwned {
+			continue
+		}
+		out, err := r.syncChild(ctx, room, s)
+		if err != nil {
+			errs = append(errs, err)
+			problems = append(problems, problem{chatrv1.ReasonReconcileError, err.Error()})
+			continue
+		}
+		switch out {
+		case outcomeCreated:
+			created = append(created, s.kind+" "+s.name)
+		case outcomeUpdated:
+			updated = append(updated, s.kind+" "+s.name)
+		case outcomeDeleted:
+			deleted = append(deleted, s.kind+" "+s.name)
+		case outcomeNotOwned:
+			problems = append(problems, notOwnedProblem(s))
+		}
+	}
+	if len(created) > 0 {
+		r.Recorder.Eventf(room, nil, corev1.EventTypeNormal, "Created", "Reconcile", "created %s", strings.Join(created, ", "))
+	}
+	if len(updated) > 0 {
+		r.Recorder.Eventf(room, nil, corev1.EventTypeNormal, "Updated", "Reconcile", "updated %s to match the spec and Secrets", strings.Join(updated, ", "))
+	}
+	if len(deleted) > 0 {
+		r.Recorder.Eventf(room, nil, corev1.EventTypeNormal, "Deleted", "Reconcile", "deleted %s, no longer in the spec", strings.Join(deleted, ", "))
+	}
+	return problems, errors.Join(errs...)
+}
+
+type outcome int
+
+const (
+	outcomeUnchanged outcome = iota
+	outcomeCreated
+	outcomeUpdated
+	outcomeDeleted
+	outcomeNotOwned
+)
+
+// syncChild creates the child when it is missing, patches it when the
+// desired spec hash changed or the live object drifted from what the
+// operator sets, deletes it when it should no longer exist, and otherwise
+// leaves it alone (no write at all).
+func (r *ChatRoomReconciler) syncChild(ctx context.Context, room *chatrv1.ChatRoom, s *slot) (outcome, error) {
+	if s.desired == nil {
+		if s.live == nil {
+			return outcomeUnchanged, nil
+		}
+		if err := r.Client.Delete(ctx, s.live); err != nil && !apierrors.IsNotFound(err) {
+			return outcomeUnchanged, fmt.Errorf("while deleting %s %s: %w", s.kind, s.name, err)
+		}
+		s.live = nil
+		return outcomeDeleted, nil
+	}
+	setAnnotation(s.desired, annotationSpecHash, hashOf(s.hashInput))
+	setAnnotation(s.desired, annotationManagedAnnotations, managedAnnotationKeys(s.desired))
+
+	if s.live == nil {
+		obj := s.desired.DeepCopyObject().(client.Object)
+		err := r.Client.Create(ctx, obj)
+		if err == nil {
+			s.live = obj
+			return outcomeCreated, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return outcomeUnchanged, fmt.Errorf("while creating %s %s: %w", s.kind, s.name, err)
+		}
+		// It exists but the cache does not hold it: it lacks the operator's
+		// labels. Ours (someone removed a label) is patched back; anyone
+		// else's is left alone.
+		live := s.newObj()
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), live); err != nil {
+			return outcomeUnchanged, fmt.Errorf("while getting %s %s: %w", s.kind, s.name, err)
+		}
+		if !metav1IsControlledBy(live, room) {
+			s.notOwned = true
+			return outcomeNotOwned, nil
+		}
+		s.live = live
+	}
+
+	if s.live.GetAnnotations()[annotationSpecHash] == s.desired.GetAnnotations()[annotationSpecHash] &&
+		metadataInLine(s.desired, s.live) && s.same(s.desired, s.live) {
+		return outcomeUnchanged, nil
+	}
+	patched := s.live.DeepCopyObject().(client.Object)
+	mergeMetadata(patched, s.desired)
+	s.merge(patched, s.desired)
+	if err := r.Client.Patch(ctx, patched, client.MergeFrom(s.live)); err != nil {
+		return outcomeUnchanged, fmt.Errorf("while patching %s %s: %w", s.kind, s.name, err)
+	}
+	s.live = patched
+	return outcomeUpdated, nil
+}
+
+// recordProblems emits a Warning event when the room turns Degraded for a
+// new reason, not on every reconcile: the condition carries the state, the
+// event only tells a human that something changed.
+func (r *ChatRoomReconciler) recordProblems(room *chatrv1.ChatRoom, status *chatrv1.ChatRoomStatus) {
+	now := meta.FindStatusCondition(status.Conditions, chatrv1.ConditionDegraded)
+	if now == nil || now.Status != "True" {
+		return
+	}
+	before := meta.FindStatusCondition(room.Status.Conditions, chatrv1.ConditionDegraded)
+	if before != nil && before.Status == now.Status && before.Reason == now.Reason && before.Message == now.Message {
+		return
+	}
+	if now.Reason == chatrv1.ReasonProgressDeadlineExceeded || now.Reason == chatrv1.ReasonReplicasUnavailable ||
+		now.Reason == chatrv1.ReasonReplicaFailure {
+		// Deployments emit their own events for these.
+		return
+	}
+	r.Recorder.Eventf(room, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
+}
+
+// updateStatus writes status when it differs from what the room holds. The
+// patch carries the resourceVersion it was computed from, so it never
+// overwrites a status the streamer autoscaler wrote in between; a conflict
+// just reconciles again.
+func (r *ChatRoomReconciler) updateStatus(ctx context.Context, room *chatrv1.ChatRoom, status *chatrv1.ChatRoomStatus) error {
+	if equality.Semantic.DeepEqual(room.Status, *status) {
+		return nil
+	}
+	updated := room.DeepCopy()
+	updated.Status = *status
+	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(room, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("while updating chatroom %s/%s status: %w", room.Namespace, room.Name, err)
+	}
+	return nil
+}
+
+// deploymentsOf returns the component Deployments as the sync left them.
+func deploymentsOf(slots []*slot) map[chatrv1.Component]*appsv1.Deployment {
+	out := map[chatrv1.Component]*appsv1.Deployment{}
+	for _, s := range slots {
+		if s.component == "" || s.kind != "Deployment" || s.live == nil || s.notOwned {
+			continue
+		}
+		out[s.component] = s.live.(*appsv1.Deployment)
+	}
+	return out
+}
+
+// SetupWithManager registers the reconciler: it watches rooms (spec changes
+// only: its own status writes and the autoscaler's must not loop back), the
+// children it owns, and the Secrets rooms read. Secrets are watched as
+// metadata only, which is enough to notice a change and keeps their data out
+// of memory; waitForSecrets reads the few it needs from the API server.
+func (r *ChatRoomReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chatrv1.ChatRoom{}, indexSecretNames, func(o client.Object) []string {
+		return o.(*chatrv1.ChatRoom).SecretNames()
+	}); err != nil {
+		return fmt.Errorf("while indexing chatrooms by secret name: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("chatroom").
+		For(&chatrv1.ChatRoom{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.Service{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&networkingv1.Ingress{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.roomsForSecret), builder.OnlyMetadata).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Complete(r)
+}
+
+// roomsForSecret maps a Secret to the rooms in its namespace that read it.
+func (r *ChatRoomReconciler) roomsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var rooms chatrv1.ChatRoomList
+	if err := r.Client.List(ctx, &rooms, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{indexSecretNames: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "while listing chatrooms that read a secret", "secret", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(rooms.Items))
+	for _, room := range rooms.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&room)})
+	}
+	return reqs
+}
+
+// CacheOptions returns the manager cache settings the reconciler relies on:
+// children are cached only when they carry the operator's managed-by label,
+// so the operator does not hold every ConfigMap and Deployment of the
+// cluster in memory, and managed fields are dropped from cached objects.
+func CacheOptions() cache.Options {
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{chatrv1.LabelManagedBy: chatrv1.ManagerName})}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}:             managed,
+			&corev1.ServiceAccount{}:        managed,
+			&corev1.Service{}:               managed,
+			&appsv1.Deployment{}:            managed,
+			&policyv1.PodDisruptionBudget{}: managed,
+			&networkingv1.NetworkPolicy{}:   managed,
+			&networkingv1.Ingress{}:         managed,
+		},
+	}
+}
