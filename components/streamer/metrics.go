@@ -1,0 +1,67 @@
+package streamer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the streamer's own series, in its own registry so that
+// several components can share one process (chatrd dev, tests).
+type metrics struct {
+	reg         *prometheus.Registry
+	connections *prometheus.GaugeVec
+	deliveries  prometheus.Counter
+	disconnects *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	queueDrops  prometheus.Counter
+	fanout      prometheus.Histogram
+	messages    prometheus.Counter
+	gapFills    prometheus.Counter
+	pgResumes   prometheus.Counter
+	redisErrors prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chatr_streamer_connections", Help: "Open stream connections on this pod, by transport.",
+		}, []string{"transport"}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_streamer_deliveries_total", Help: "Message events queued to clients (one per message per client).",
+		}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatr_streamer_disconnects_total", Help: "Closed stream connections, by reason.",
+		}, []string{"reason"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatr_streamer_rejected_total", Help: "Refused stream requests, by reason (per_ip, pod_full, draining).",
+		}, []string{"reason"}),
+		queueDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_streamer_queue_drops_total", Help: "Clients disconnected because their queue overflowed.",
+		}),
+		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chatr_streamer_fanout_latency_seconds",
+			Help:    "From a message's arrival on this pod to its write to every client of a hub shard.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_streamer_messages_total", Help: "Messages fanned out, in id order.",
+		}),
+		gapFills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_streamer_gap_fills_total", Help: "Reads from Postgres to fill a gap in the bus (or after a Redis reconnect).",
+		}),
+		pgResumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_streamer_postgres_resumes_total", Help: "Resumes older than the in-memory ring, served from Postgres.",
+		}),
+		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_streamer_redis_errors_total", Help: "Failed Redis operations (subscription, limits, reports).",
+		}),
+	}
+	m.reg.MustRegister(m.connections, m.deliveries, m.disconnects, m.rejected, m.queueDrops, m.fanout,
+		m.messages, m.gapFills, m.pgResumes, m.redisErrors)
+	return m
+}
+
+func (t transport) String() string {
+	if t == wsText {
+		return "ws"
+	}
+	return "sse"
+}

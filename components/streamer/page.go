@@ -1,0 +1,30 @@
+package streamer
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+// web holds the spectator page. It is embedded so the image needs no other
+// files, and it loads nothing from elsewhere (no CDN): it works offline and
+// under a strict Content-Security-Policy.
+//
+//go:embed web
+var web embed.FS
+
+// pageHandler serves the spectator page and its assets.
+func pageHandler() http.Handler {
+	sub, err := fs.Sub(web, "web")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})
+}
