@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"github.com/chatr-ai/chatr/components/api"
+	"github.com/chatr-ai/chatr/internal/serve"
+)
+
+func init() {
+	commands["api"] = command{
+		summary: "serve the REST API (/api/register, /api/messages, /api/agents, ...)",
+		run: func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+			var cfg api.Config
+			cfg.RegisterFlags(fs)
+			_ = fs.Parse(args)
+			log := cfg.Common.Logger()
+			srv, err := api.New(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			// Close runs after serve.Run has stopped the HTTP server, so the
+			// posts in flight are committed before the pool goes away.
+			defer srv.Close()
+			return serve.Run(ctx, serve.Options{
+				Listen:      cfg.Common.Listen,
+				AdminListen: cfg.Common.AdminListen,
+				Handler:     srv.Handler(),
+				Log:         log,
+			}, srv)
+		},
+	}
+}

@@ -1,0 +1,80 @@
+package api
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/ratelimit"
+)
+
+// Config is everything the API server needs. Zero values of the API's own
+// knobs mean their defaults, so tests can fill in only Common and Limits.
+type Config struct {
+	Common config.Common
+	Limits config.Limits
+	// VerifyWait bounds how long POST /api/verify/complete waits for the
+	// verifier's result before answering 202 pending.
+	VerifyWait time.Duration
+	// MaxBatch caps how many concurrent posts one Postgres transaction (and
+	// one pipelined publish) carries; see writer.go.
+	MaxBatch int
+	// DBMaxConns caps the Postgres pool (0: default).
+	DBMaxConns int
+}
+
+// Defaults of the API's own knobs.
+const (
+	defaultVerifyWait = 10 * time.Second
+	defaultMaxBatch   = 256
+	defaultDBMaxConns = 12
+)
+
+// RegisterFlags binds every setting to a flag and its environment variable.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	config.RegisterCommon(fs, &c.Common)
+	config.RegisterLimits(fs, &c.Limits)
+	config.Duration(fs, &c.VerifyWait, "verify-wait", "CHATR_VERIFY_WAIT", defaultVerifyWait, "how long verify/complete waits for the verifier before answering 202")
+	config.Int(fs, &c.MaxBatch, "post-batch", "CHATR_POST_BATCH", defaultMaxBatch, "most posts committed together in one Postgres transaction")
+	config.Int(fs, &c.DBMaxConns, "db-max-conns", "CHATR_DB_MAX_CONNS", defaultDBMaxConns, "Postgres connections per API process")
+}
+
+// withDefaults fills the zero values.
+func (c Config) withDefaults() Config {
+	if c.VerifyWait <= 0 {
+		c.VerifyWait = defaultVerifyWait
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = defaultMaxBatch
+	}
+	if c.DBMaxConns <= 0 {
+		c.DBMaxConns = defaultDBMaxConns
+	}
+	return c
+}
+
+// validate refuses limits that cannot be enforced, loudly at start rather
+// than with a 500 on the first request.
+func (c Config) validate() error {
+	l := c.Limits
+	var errs []error
+	if l.MessageMaxChars < 1 {
+		errs = append(errs, fmt.Errorf("message-max-chars %d: must be at least 1", l.MessageMaxChars))
+	}
+	if l.PresenceTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("presence-timeout %s: must be positive", l.PresenceTimeout))
+	}
+	for name, r := range map[string]ratelimit.Rule{
+		"verified-messages/verified-window":        {Limit: l.VerifiedMessages, Window: l.VerifiedWindow},
+		"unverified-messages/unverified-window":    {Limit: l.UnverifiedMessages, Window: l.UnverifiedWindow},
+		"registrations-per-ip/registration-window": {Limit: l.RegistrationsPerIP, Window: l.RegistrationWindow},
+		"requests-per-ip/request-window":           {Limit: l.RequestsPerIP, Window: l.RequestWindow},
+	} {
+		if err := r.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the API's own Prometheus series, in a registry of the server's
+// own (several servers live in one test process).
+type metrics struct {
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	limited       *prometheus.CounterVec
+	batchSize     prometheus.Histogram
+	publishErrors prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatr_api_requests_total",
+			Help: "API requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chatr_api_request_duration_seconds",
+			Help:    "API request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"route"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatr_api_rate_limited_total",
+			Help: "Requests refused with 429, by limit.",
+		}, []string{"limit"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chatr_api_post_batch_size",
+			Help:    "Messages committed per Postgres transaction (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_api_publish_errors_total",
+			Help: "Committed batches whose Redis publish failed (streamers fill such gaps from Postgres).",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.limited, m.batchSize, m.publishErrors)
+	return m
+}
+
+// statusWriter remembers the status code a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe records one finished request.
+func (m *metrics) observe(route, method string, code int, d time.Duration) {
+	if code == 0 {
+		code = http.StatusOK
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
