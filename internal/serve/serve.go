@@ -46,9 +46,11 @@ type Drainer interface {
 
 // Options configure Run.
 type Options struct {
-	// Listen is the public address; Handler serves it.
-	Listen  string
-	Handler http.Handler
+	// Listen is the public address; Handler serves it. Listener, if set,
+	// is used instead of listening on Listen (the caller bound it already).
+	Listen   string
+	Listener net.Listener
+	Handler  http.Handler
 	// AdminListen, when set, serves /healthz, /readyz and /metrics apart from
 	// the public address; otherwise they are served on Listen too.
 	AdminListen string
@@ -83,9 +85,12 @@ func Run(ctx context.Context, o Options, comps ...Component) error {
 		public = withAdmin(admin, public)
 	}
 
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return fmt.Errorf("while listening on %s: %w", o.Listen, err)
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
+			return fmt.Errorf("while listening on %s: %w", o.Listen, err)
+		}
 	}
 	if o.OnListen != nil {
 		o.OnListen(ln.Addr())
