@@ -17,7 +17,7 @@ func Traces() []Trace {
 			Demand: func(t time.Duration) float64 {
 				return 50000 * min(t.Seconds()/60, 1)
 			},
-			Settles:         true,
+			Settles: true,
 		},
 		{
 			Name:        "daily",

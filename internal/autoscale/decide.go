@@ -275,6 +275,8 @@ func limit(p Policy, cur, want int32, added, removed int32) (int32, string, stri
 	start := cur - added + removed
 	switch {
 	case want > cur:
+		// The percent step rounds up, as the HPA's does: growing is the
+		// safe direction, and a small fleet must be able to grow.
 		allowed := max(start+p.ScaleUpMaxPods, int32(math.Ceil(float64(start)*(1+float64(p.ScaleUpMaxPercent)/100))))
 		allowed = max(allowed, cur) // never below the current size
 		if allowed < p.MaxReplicas {
@@ -285,7 +287,13 @@ func limit(p Policy, cur, want int32, added, removed int32) (int32, string, stri
 			return p.MaxReplicas, ReasonTooManyReplicas, fmt.Sprintf("%d replicas wanted, more than maxReplicas %d", want, p.MaxReplicas)
 		}
 	case want < cur:
-		allowed := min(start-p.ScaleDownMaxPods, int32(float64(start)*(1-float64(p.ScaleDownMaxPercent)/100)))
+		// The percent step rounds down (shrinking is the risky direction)
+		// but is at least one pod, so a small fleet can still shrink.
+		step := p.ScaleDownMaxPods
+		if p.ScaleDownMaxPercent > 0 {
+			step = max(step, int32(float64(start)*float64(p.ScaleDownMaxPercent)/100), 1)
+		}
+		allowed := start - step
 		allowed = min(allowed, cur) // never above the current size
 		if allowed > p.MinReplicas {
 			if want < allowed {

@@ -44,9 +44,10 @@ type Policy struct {
 	ScaleUpMaxPods    int32
 	ScaleUpMaxPercent int32
 	// ScaleDownMaxPods and ScaleDownMaxPercent bound shrinking per Period the
-	// same way (whichever removes more). Each removed pod sends its clients
-	// reconnecting to the others, so this also bounds reconnection storms.
-	// At least one must be positive.
+	// same way (whichever removes more); the percent rounds down but allows
+	// at least one pod. Each removed pod sends its clients reconnecting to
+	// the others, so this also bounds reconnection storms. At least one must
+	// be positive.
 	ScaleDownMaxPods    int32
 	ScaleDownMaxPercent int32
 }

@@ -49,7 +49,11 @@ const (
 const resolution = 10 * time.Second
 
 // downCut and upCut are the oldest times (exclusive) inside the windows.
+// A zero window looks at the current recommendation only.
 func downCut(p Policy, now int64) int64 {
+	if p.ScaleDownWindow == 0 {
+		return now
+	}
 	return now - p.ScaleDownWindow.Milliseconds() - resolution.Milliseconds()
 }
 
@@ -60,7 +64,7 @@ func (s State) LastScaleTime() time.Time {
 	if s.LastScaleUnixMilli == 0 {
 		return time.Time{}
 	}
-	return time.UnixMilli(s.LastScaleUnixMilli)
+	return time.UnixMilli(s.LastScaleUnixMilli).UTC()
 }
 
 // DeepCopyInto copies s into out. It lets the CRD types embed State and
