@@ -115,22 +115,22 @@ func TestDecide(t *testing.T) {
 		{
 			name: "growth already made this period counts against the limit", replicas: 6, pods: fleet(6, 10000),
 			state: State{ScaleEvents: []ScaleEvent{{UnixMilli: ago(5 * time.Second), Change: 4}}},
-			want: 6, wantRec: 13, wantConns: 60000, active: ReasonValidCounts, limited: ReasonScaleUpLimit,
+			want:  6, wantRec: 13, wantConns: 60000, active: ReasonValidCounts, limited: ReasonScaleUpLimit,
 		},
 		{
 			name: "growth older than the period does not limit", replicas: 6, pods: fleet(6, 10000),
 			state: State{ScaleEvents: []ScaleEvent{{UnixMilli: ago(20 * time.Second), Change: 4}}},
-			want: 12, wantRec: 13, wantConns: 60000, active: ReasonValidCounts, limited: ReasonScaleUpLimit,
+			want:  12, wantRec: 13, wantConns: 60000, active: ReasonValidCounts, limited: ReasonScaleUpLimit,
 		},
 		{
 			name: "a period that already grew past its limit holds, never shrinks", replicas: 10, pods: fleet(10, 9000),
 			state: State{ScaleEvents: []ScaleEvent{{UnixMilli: ago(5 * time.Second), Change: 8}}},
-			want: 10, wantRec: 19, wantConns: 90000, active: ReasonValidCounts, limited: ReasonScaleUpLimit,
+			want:  10, wantRec: 19, wantConns: 90000, active: ReasonValidCounts, limited: ReasonScaleUpLimit,
 		},
 		{
 			name: "a period that already shrank past its limit holds, never grows", policy: noWindow, replicas: 3, pods: fleet(3, 0),
 			state: State{ScaleEvents: []ScaleEvent{{UnixMilli: ago(5 * time.Second), Change: -6}}},
-			want: 3, wantRec: 1, wantConns: 0, active: ReasonValidCounts, limited: ReasonScaleDownLimit,
+			want:  3, wantRec: 1, wantConns: 0, active: ReasonValidCounts, limited: ReasonScaleDownLimit,
 		},
 		{
 			name: "an idle room stays at minReplicas", policy: noWindow, replicas: 2, pods: fleet(2, 0),
@@ -198,7 +198,7 @@ func TestDecide(t *testing.T) {
 			name:   "grows only to the lowest recommendation of the scale-up window",
 			policy: func(p *Policy) { p.ScaleUpWindow = time.Minute }, replicas: 4, pods: fleet(4, 7000),
 			state: State{Recommendations: []Recommendation{{UnixMilli: ago(30 * time.Second), Replicas: 5}}},
-			want: 5, wantRec: 7, wantConns: 28000, active: ReasonValidCounts, limited: ReasonScaleUpStabilized,
+			want:  5, wantRec: 7, wantConns: 28000, active: ReasonValidCounts, limited: ReasonScaleUpStabilized,
 		},
 	}
 	for _, tt := range tests {
