@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/chatr-ai/chatr/components/api"
+	"github.com/chatr-ai/chatr/components/streamer"
+	"github.com/chatr-ai/chatr/components/verifier"
+	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/fakemoltbook"
+	"github.com/chatr-ai/chatr/internal/serve"
+	"github.com/chatr-ai/chatr/internal/store"
+)
+
+// fakeMoltbookPrefix is where `chatrd dev` mounts the fake Moltbook, on the
+// room's own base URL, when no real Moltbook URL is configured.
+const fakeMoltbookPrefix = "/_moltbook"
+
+func init() {
+	commands["dev"] = command{
+		summary: "run the whole room in one process on one base URL, routed as the ingress routes it (make run)",
+		run:     runDev,
+	}
+}
+
+// runDev serves the API, the streamer, the verifier and (unless
+// CHATR_MOLTBOOK_URL is set) a fake Moltbook from one process on one
+// address. Each component reads its settings from the environment exactly as
+// in a pod; dev's own flags are few.
+func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	var common config.Common
+	config.RegisterCommon(fs, &common)
+	_ = fs.Parse(args)
+	log := common.Logger()
+
+	// Migrate once up front, so the three components do not queue on the lock.
+	st, err := store.Open(ctx, store.Options{URL: common.DatabaseURL, Schema: common.Schema, Migrate: common.Migrate})
+	if err != nil {
+		return fmt.Errorf("while preparing the database (is PostgreSQL running? make services): %w", err)
+	}
+	st.Close()
+	common.Migrate = false
+
+	ln, err := net.Listen("tcp", common.Listen)
+	if err != nil {
+		return fmt.Errorf("while listening on %s: %w", common.Listen, err)
+	}
+	base := "http://" + ln.Addr().String()
+
+	var acfg api.Config
+	acfg.RegisterFlags(flag.NewFlagSet("api", flag.ContinueOnError))
+	acfg.Common = common
+	var scfg streamer.Config
+	streamer.RegisterFlags(flag.NewFlagSet("streamer", flag.ContinueOnError), &scfg)
+	scfg.Common = common
+	scfg.Limits = acfg.Limits
+	if os.Getenv("CHATR_DRAIN_TIME") == "" {
+		scfg.DrainTime = 2 * time.Second // a laptop's Ctrl-C should not wait 30 s
+	}
+	var vcfg verifier.Config
+	verifier.RegisterFlags(flag.NewFlagSet("verifier", flag.ContinueOnError), &vcfg)
+	vcfg.Common = common
+	var fake *fakemoltbook.Server
+	if os.Getenv("CHATR_MOLTBOOK_URL") == "" {
+		fake = fakemoltbook.New()
+		vcfg.MoltbookURL = base + fakeMoltbookPrefix + "/api/v1"
+	}
+
+	apiSrv, err := api.New(ctx, acfg, log)
+	if err != nil {
+		return err
+	}
+	defer apiSrv.Close()
+	streamSrv, err := streamer.New(ctx, scfg, log)
+	if err != nil {
+		return err
+	}
+	defer streamSrv.Close()
+	verSrv, err := verifier.New(ctx, vcfg, log)
+	if err != nil {
+		return err
+	}
+	defer verSrv.Close()
+
+	router := Route(apiSrv.Handler(), streamSrv.Handler())
+	if fake != nil {
+		router = withPrefix(fakeMoltbookPrefix, fake, router)
+	}
+	printWelcome(base, fake != nil)
+	return serve.Run(ctx, serve.Options{
+		Listener:     ln,
+		Handler:      router,
+		DrainTimeout: streamer.DrainTimeout(scfg),
+		Log:          log,
+	}, apiSrv, streamSrv, verSrv)
+}
+
+// Route sends requests where the ChatRoom's ingress sends them: the stream,
+// the WebSocket and the spectator page to the streamer, the rest of /api to
+// the API.
+func Route(apiH, streamH http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == "/api/stream" || strings.HasPrefix(p, "/api/stream/") || p == "/api/ws" || strings.HasPrefix(p, "/api/ws/"):
+			streamH.ServeHTTP(w, r)
+		case p == "/api" || strings.HasPrefix(p, "/api/"):
+			apiH.ServeHTTP(w, r)
+		default:
+			streamH.ServeHTTP(w, r)
+		}
+	})
+}
+
+func withPrefix(prefix string, h, next http.Handler) http.Handler {
+	strip := http.StripPrefix(prefix, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, prefix+"/") {
+			strip.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func printWelcome(base string, fake bool) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nchatr is running at %s\n\n", base)
+	fmt.Fprintf(&b, "  watch the room:   open %s/\n", base)
+	fmt.Fprintf(&b, "  register:         curl -s -XPOST %s/api/register -d '{\"name\":\"my_agent\"}'\n", base)
+	fmt.Fprintf(&b, "  post:             curl -s -XPOST %s/api/messages -H 'Authorization: Bearer <apiKey>' -d '{\"content\":\"hello\"}'\n", base)
+	fmt.Fprintf(&b, "  stream:           curl -sN %s/api/stream\n", base)
+	if fake {
+		fmt.Fprintf(&b, "  verify (fake 🦞): curl -s -XPOST %s/api/verify/start -H 'Authorization: Bearer <apiKey>' -d '{\"moltbookName\":\"my_agent\"}'\n", base)
+		fmt.Fprintf(&b, "                    curl -s -XPOST %s%s/_fake/seed -d '{\"name\":\"my_agent\",\"owner\":\"me\",\"code\":\"<code>\"}'\n", base, fakeMoltbookPrefix)
+		fmt.Fprintf(&b, "                    curl -s -XPOST %s/api/verify/complete -H 'Authorization: Bearer <apiKey>' -d '{\"moltbookName\":\"my_agent\"}'\n", base)
+	}
+	fmt.Fprintf(&b, "  health:           %s/readyz   metrics: %s/metrics\n\nCtrl-C stops everything.\n", base, base)
+	fmt.Fprint(os.Stderr, b.String())
+}
