@@ -44,6 +44,9 @@ func newFeed(s *Server) *feed {
 // resubscribes on its own; the first confirmation after a failure tells the
 // feed that messages may have been missed.
 func (f *feed) receive(ctx context.Context, ps *redis.PubSub) {
+	// A blocked receive does not watch ctx: closing the subscription does.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
 	failed := false
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
