@@ -38,9 +38,15 @@ import (
 // so a Secret event finds its rooms without listing every room.
 const indexSecretNames = "spec.secretNames"
 
-// conflictRetry is how soon a room with a problem the operator cannot watch
-// (an object it does not own, which it does not cache) is looked at again.
-const conflictRetry = time.Minute
+// defaultConflictRetry is how soon a room with a problem the operator
+// cannot watch (an object it does not own, which it does not cache) is
+// looked at again.
+const defaultConflictRetry = time.Minute
+
+// statusConflictRetry is how soon a reconcile whose status write lost a
+// race runs again. Status writes do not bring the room back by themselves
+// (the room watch only reacts to spec changes), hence an explicit retry.
+const statusConflictRetry = 200 * time.Millisecond
 
 // ChatRoomReconciler creates and keeps in line every object of a ChatRoom.
 // It never changes the streamer Deployment's replicas after creating it: the
@@ -56,6 +62,8 @@ type ChatRoomReconciler struct {
 	Recorder recorder.EventRecorder
 	// MaxConcurrentReconciles bounds how many rooms reconcile at once.
 	MaxConcurrentReconciles int
+	// ConflictRetry overrides defaultConflictRetry (tests shorten it).
+	ConflictRetry time.Duration
 }
 
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms,verbs=get;list;watch
@@ -103,13 +111,23 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	status := computeStatus(room, desired, deploymentsOf(slots), problems)
 	r.recordProblems(room, status)
 	if err := r.updateStatus(ctx, room, status); err != nil {
+		if apierrors.IsConflict(err) && syncErr == nil {
+			// The cached room was older than the one stored (our own last
+			// status write, or the autoscaler's): compute again from the new one.
+			log.FromContext(ctx).V(1).Info("status conflict, reconciling again")
+			return ctrl.Result{RequeueAfter: statusConflictRetry}, nil
+		}
 		return ctrl.Result{}, errors.Join(syncErr, err)
 	}
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
 	}
 	if hasReason(problems, chatrv1.ReasonNotOwned) {
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		retry := r.ConflictRetry
+		if retry <= 0 {
+			retry = defaultConflictRetry
+		}
+		return ctrl.Result{RequeueAfter: retry}, nil
 	}
 	return ctrl.Result{}, nil
 }

@@ -77,7 +77,13 @@ func (r *ChatRoom) SetDefaults() {
 	setIfEmpty(&as.MaxReplicas, DefaultMaxStreamers)
 	setIfEmpty(&as.TargetConnectionsPerPod, DefaultTargetConnectionsPerPod)
 	setIfNil(&as.TolerancePercent, DefaultTolerancePercent)
+	if as.ScaleUp == nil {
+		as.ScaleUp = &ScalingRules{}
+	}
 	setDurIfNil(&as.ScaleUp.StabilizationWindow, DefaultScaleUpWindow)
+	if as.ScaleDown == nil {
+		as.ScaleDown = &ScalingRules{}
+	}
 	setDurIfNil(&as.ScaleDown.StabilizationWindow, DefaultScaleDownWindow)
 
 	m := &s.Moltbook

@@ -190,6 +190,7 @@ type StreamerSpec struct {
 	// drainTime is how long a terminating streamer spends closing its
 	// connections gradually (clients resume on another pod with Last-Event-ID).
 	// The pods' termination grace period is longer than this.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="streamer.drainTime must be between 0s and 1h"
 	// +kubebuilder:default="30s"
@@ -240,19 +241,20 @@ type StreamerAutoscalingSpec struct {
 	// scaleUp tunes scaling up; by default it acts at once.
 	// +kubebuilder:default={stabilizationWindow: "0s"}
 	// +optional
-	ScaleUp ScalingRules `json:"scaleUp,omitempty"`
+	ScaleUp *ScalingRules `json:"scaleUp,omitempty"`
 
 	// scaleDown tunes scaling down; by default it waits five minutes, since a
 	// scale-down costs every client on the removed pods a reconnect.
 	// +kubebuilder:default={stabilizationWindow: "5m"}
 	// +optional
-	ScaleDown ScalingRules `json:"scaleDown,omitempty"`
+	ScaleDown *ScalingRules `json:"scaleDown,omitempty"`
 }
 
 // ScalingRules tunes one direction of the streamer autoscaler.
 type ScalingRules struct {
 	// stabilizationWindow: the autoscaler acts on the most conservative
 	// recommendation seen over this window, which keeps a noisy load from flapping.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="stabilizationWindow must be between 0s and 1h"
 	// +optional
@@ -299,6 +301,7 @@ type MoltbookSpec struct {
 
 	// verifyWait is how long the API's verify/complete waits for the job's
 	// result before it answers 202 and lets the agent ask again.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('60s')",message="moltbook.verifyWait must be between 0s and 60s"
 	// +kubebuilder:default="10s"
@@ -324,6 +327,7 @@ type LimitsSpec struct {
 	VerifiedMessages int32 `json:"verifiedMessages,omitempty"`
 
 	// verifiedWindow is the window of the verified agents' message limit.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="limits.verifiedWindow must be between 1s and 168h"
 	// +kubebuilder:default="1m"
@@ -339,6 +343,7 @@ type LimitsSpec struct {
 	UnverifiedMessages *int32 `json:"unverifiedMessages,omitempty"`
 
 	// unverifiedWindow is the window of the unverified agents' message limit.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="limits.unverifiedWindow must be between 1s and 168h"
 	// +kubebuilder:default="5m"
@@ -358,6 +363,7 @@ type LimitsSpec struct {
 	RegistrationsPerIP int32 `json:"registrationsPerIP,omitempty"`
 
 	// registrationWindow is the window of the registration limit.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="limits.registrationWindow must be between 1s and 168h"
 	// +kubebuilder:default="1h"
@@ -372,6 +378,7 @@ type LimitsSpec struct {
 	RequestsPerIP int32 `json:"requestsPerIP,omitempty"`
 
 	// requestWindow is the window of the per-IP request limit.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="limits.requestWindow must be between 1s and 24h"
 	// +kubebuilder:default="1m"
@@ -386,6 +393,7 @@ type LimitsSpec struct {
 	StreamsPerIP int32 `json:"streamsPerIP,omitempty"`
 
 	// presenceTimeout: an agent is offline after this long without an authenticated request.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="limits.presenceTimeout must be between 1m and 168h"
 	// +kubebuilder:default="30m"
