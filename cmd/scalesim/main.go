@@ -93,7 +93,8 @@ func printReport(w io.Writer, tr Trace, r Report, events bool) {
 	fmt.Fprintf(w, "  time to capacity (worst)  %6.1f s\n", r.CapacityLag.Seconds())
 	fmt.Fprintf(w, "  highest conns per pod     %6d (%.2f × target, at %s), longest above 1.2 × target %.1f s\n",
 		r.MaxPerPod, float64(r.MaxPerPod)/float64(r.Target), fmtClock(r.MaxPerPodAt), r.LongestAbove.Seconds())
-	fmt.Fprintf(w, "  overshoot                 %6d pods (peak need %d, peak replicas %d)\n", r.Overshoot, r.PeakNeed, r.PeakReplicas)
+	fmt.Fprintf(w, "  overshoot                 %6d pods (peak need %d, peak replicas %d; %.2f pods above need on average)\n",
+		r.Overshoot, r.PeakNeed, r.PeakReplicas, r.MeanAboveNeed)
 	fmt.Fprintf(w, "  scale events              %6d (%d up, %d down), flaps %d\n", len(r.Events), ups, downs, r.Flaps)
 	fmt.Fprintf(w, "  end                       %6d replicas for a need of %d\n", r.FinalReplicas, r.FinalNeed)
 	if events {

@@ -101,15 +101,18 @@ type Report struct {
 	// LongestAbove is the longest a pod stayed above 1.2 × target.
 	LongestAbove time.Duration
 	// Overshoot is, over every scale-up, the replicas asked for minus the
-	// most pods the load needed within the scale-down window before it
-	// (at least minReplicas): pods the load never asked for.
+	// most pods the load needed within flapWindow before it (at least
+	// minReplicas): pods the load never asked for.
 	Overshoot int32
-	// Flaps counts reversals of direction within the scale-down window.
+	// MeanAboveNeed is the time-average of replicas minus need: what the
+	// spare pod, the windows and the scale-down tolerance cost.
+	MeanAboveNeed float64
+	// Flaps counts reversals of direction within flapWindow.
 	Flaps  int
 	Events []ScaleEvent
 	// FinalReplicas and FinalNeed are the replicas and max(min, need) at the end.
 	FinalReplicas, FinalNeed int32
-	// Restarts counts the JSON round trips of the state (one per evaluation).
+	// RoundTrips counts the JSON round trips of the state (one per evaluation).
 	RoundTrips int
 	// Goals failed, in words; empty when every goal held.
 	Failed []string
@@ -152,6 +155,7 @@ type world struct {
 	needHist   []needAt                // needs within the scale-down window (monotone deque)
 	lastUp     time.Duration
 	lastDown   time.Duration
+	aboveSum   float64
 }
 
 type needAt struct {
@@ -171,6 +175,7 @@ func Run(cfg Config, tr Trace) Report {
 	if w.replicas == 0 {
 		w.replicas = cfg.Policy.MinReplicas
 	}
+	w.rep.PeakReplicas = w.replicas
 	for i := range w.replicas {
 		p := w.newPod()
 		p.readyAt, p.ready, p.reports = 0, true, true
@@ -467,7 +472,7 @@ func (w *world) operator() {
 	ev := ScaleEvent{At: w.t, From: w.replicas, To: res.Replicas, Reason: res.ScalingLimited.Reason}
 	w.rep.Events = append(w.rep.Events, ev)
 	if ev.To > ev.From {
-		if w.lastDown >= 0 && w.t-w.lastDown < w.cfg.Policy.ScaleDownWindow {
+		if w.lastDown >= 0 && w.t-w.lastDown < flapWindow {
 			w.rep.Flaps++
 		}
 		w.lastUp = w.t
@@ -477,7 +482,7 @@ func (w *world) operator() {
 		}
 		w.rep.Overshoot = max(w.rep.Overshoot, ev.To-peak)
 	} else {
-		if w.lastUp >= 0 && w.t-w.lastUp < w.cfg.Policy.ScaleDownWindow {
+		if w.lastUp >= 0 && w.t-w.lastUp < flapWindow {
 			w.rep.Flaps++
 		}
 		w.lastDown = w.t
@@ -490,13 +495,15 @@ func (w *world) operator() {
 func (w *world) measure() {
 	need := w.need(w.tr.Demand(w.t))
 	w.rep.PeakNeed = max(w.rep.PeakNeed, need)
+	w.aboveSum += float64(w.replicas - need)
+	w.rep.MeanAboveNeed = w.aboveSum / float64(w.step)
 
-	// Needs within the scale-down window, as a decreasing deque.
+	// Needs within the last flapWindow, as a decreasing deque.
 	for len(w.needHist) > 0 && w.needHist[len(w.needHist)-1].need <= need {
 		w.needHist = w.needHist[:len(w.needHist)-1]
 	}
 	w.needHist = append(w.needHist, needAt{w.t, need})
-	for w.needHist[0].t < w.t-w.cfg.Policy.ScaleDownWindow {
+	for w.needHist[0].t < w.t-flapWindow {
 		w.needHist = w.needHist[1:]
 	}
 
@@ -539,8 +546,10 @@ func (w *world) measure() {
 	}
 }
 
-// The goals of issue 6.
+// The goals of issue 6, and the horizon of "flap" and "overshoot": fixed,
+// so that a policy cannot pass by shortening its own windows.
 const (
+	flapWindow    = 5 * time.Minute
 	capacityGoal  = 10 * time.Second
 	overshootGoal = 1
 )
