@@ -40,7 +40,7 @@ func DefaultConfig() Config {
 	return Config{
 		Policy:         autoscale.DefaultPolicy(),
 		Step:           100 * time.Millisecond,
-		SyncInterval:   2 * time.Second,
+		SyncInterval:   autoscale.DefaultInterval,
 		ReportInterval: 5 * time.Second,
 		ReportTTL:      15 * time.Second,
 		StartDelay:     5 * time.Second,

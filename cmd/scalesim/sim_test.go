@@ -29,6 +29,19 @@ func TestTracesMeetTheGoals(t *testing.T) {
 	}
 }
 
+// The plateau trace sits on a boundary with one seed; other levels and
+// other noise must not flap either.
+func TestPlateausNeverFlap(t *testing.T) {
+	for _, mean := range []float64{12000, 22500, 25000, 27500, 40000} {
+		for seed := range uint64(3) {
+			r := Run(DefaultConfig(), plateau(mean, 100+seed))
+			for _, f := range r.Failed {
+				t.Errorf("mean %.0f seed %d: %s", mean, seed, f)
+			}
+		}
+	}
+}
+
 // The goal checks must be able to fail, or the test above proves nothing.
 func TestGoalsCatchABadPolicy(t *testing.T) {
 	byName := map[string]Trace{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -51,19 +52,23 @@ func Traces() []Trace {
 			Evictions:       []Eviction{{At: 2 * time.Minute, Pods: 3}},
 			Settles:         true,
 		},
-		{
-			Name:        "plateau",
-			Description: "25,000 ± 4% (std) noise for 1 h: the load sits on the 5-pod boundary",
-			Duration:    time.Hour,
-			Demand: func() func(time.Duration) float64 {
-				n := newNoise(4, time.Hour, 20*time.Second)
-				return func(t time.Duration) float64 {
-					return 25000 * (1 + 0.04*n.at(t))
-				}
-			}(),
-			InitialReplicas: 6,
-			NoFlap:          true,
+		plateau(25000, 4),
+	}
+}
+
+// plateau is a noisy steady load: mean ± 4% (std), correlated over 20 s,
+// for an hour, starting on a fleet sized for the mean.
+func plateau(mean float64, seed uint64) Trace {
+	n := newNoise(seed, time.Hour, 20*time.Second)
+	return Trace{
+		Name:        "plateau",
+		Description: fmt.Sprintf("%.0f ± 4%% (std) noise for 1 h", mean),
+		Duration:    time.Hour,
+		Demand: func(t time.Duration) float64 {
+			return mean * (1 + 0.04*n.at(t))
 		},
+		InitialReplicas: int32(math.Ceil(mean/5000)) + 1,
+		NoFlap:          true,
 	}
 }
 

@@ -52,6 +52,13 @@ type Policy struct {
 	ScaleDownMaxPercent int32
 }
 
+// DefaultInterval is how often the controller should evaluate a room: read
+// the counts and call Decide. Each count is up to 5 s old already (the
+// streamers' report interval); evaluating every 2 s keeps the reaction to a
+// surge within the one spare pod, where 5 s lets a steep surge pile 1.25 ×
+// target onto the first pods (docs/autoscaling.md, cmd/scalesim).
+const DefaultInterval = 2 * time.Second
+
 // DefaultPolicy returns the defaults tuned with cmd/scalesim (see
 // docs/autoscaling.md for the figures that justify each value).
 func DefaultPolicy() Policy {
