@@ -1,0 +1,123 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+)
+
+// defaultedRoom returns a room named "lobby" in namespace "team-a", changed
+// by mod and then defaulted as the API server would.
+func defaultedRoom(mod func(*chatrv1.ChatRoom)) *chatrv1.ChatRoom {
+	r := &chatrv1.ChatRoom{
+		ObjectMeta: metav1.ObjectMeta{Name: "lobby", Namespace: "team-a", UID: "uid-1"},
+		Spec: chatrv1.ChatRoomSpec{
+			Image:    "ghcr.io/chatr-ai/chatr:1.0",
+			Postgres: chatrv1.PostgresSpec{SecretName: "pg"},
+			Redis:    chatrv1.RedisSpec{SecretName: "redis"},
+		},
+	}
+	if mod != nil {
+		mod(r)
+	}
+	r.SetDefaults()
+	return r
+}
+
+func TestBuildConfigMap(t *testing.T) {
+	cases := []struct {
+		name string
+		mod  func(*chatrv1.ChatRoom)
+		want map[string]string
+	}{
+		{"defaults are the contract's", nil, map[string]string{
+			envSchema: "team_a__lobby", envListen: ":8080", envAdminListen: ":9090", envMigrate: "true",
+			envTrustedProxies: "", envLogLevel: "info", envLogFormat: "json",
+			envMessageMaxChars: "250", envVerifiedMessages: "10", envVerifiedWindow: "1m0s",
+			envUnverifiedMessages: "1", envUnverifiedWindow: "5m0s", envAllowUnverifiedLinks: "false",
+			envRegistrationsPerIP: "5", envRegistrationWindow: "1h0m0s", envRequestsPerIP: "120",
+			envRequestWindow: "1m0s", envStreamsPerIP: "10", envPresenceTimeout: "30m0s", envVerifyWait: "10s",
+			envMaxConnections: "20000", envDrainTime: "30s",
+			envMoltbookURL: "https://www.moltbook.com/api/v1", envMoltbookRPM: "100", envVerifyMaxAttempts: "8",
+		}},
+		{"spec values", func(r *chatrv1.ChatRoom) {
+			r.Spec.Postgres.Schema = "room1"
+			r.Spec.TrustedProxies = []string{"10.0.0.0/8", "192.168.0.0/16"}
+			r.Spec.Limits.UnverifiedMessages = ptr(int32(0))
+			r.Spec.Limits.AllowUnverifiedLinks = true
+			r.Spec.Limits.PresenceTimeout = &metav1.Duration{Duration: 90 * time.Second}
+			r.Spec.Streamer.DrainTime = &metav1.Duration{Duration: 0}
+			r.Spec.Moltbook.URL = "http://fake:9000/api/v1"
+		}, map[string]string{
+			envSchema: "room1", envTrustedProxies: "10.0.0.0/8,192.168.0.0/16",
+			envUnverifiedMessages: "0", envAllowUnverifiedLinks: "true", envPresenceTimeout: "1m30s",
+			envDrainTime: "0s", envMoltbookURL: "http://fake:9000/api/v1",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cm := buildConfigMap(defaultedRoom(tc.mod))
+			if cm.Name != "lobby-config" || cm.Namespace != "team-a" || len(cm.OwnerReferences) != 1 {
+				t.Errorf("metadata %+v", cm.ObjectMeta)
+			}
+			for k, v := range tc.want {
+				if got, ok := cm.Data[k]; !ok || got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			// Every key some component reads is in the ConfigMap.
+			for _, c := range chatrv1.Components {
+				for _, k := range configKeys(c) {
+					if _, ok := cm.Data[k]; !ok {
+						t.Errorf("%s reads %s, which the ConfigMap lacks", c, k)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestConfigHashesFollowWhatEachComponentReads: the point of per-component
+// hashes is that a setting rolls only the pods that read it.
+func TestConfigHashesFollowWhatEachComponentReads(t *testing.T) {
+	hashes := func(mod func(*chatrv1.ChatRoom)) map[chatrv1.Component]string {
+		cm := buildConfigMap(defaultedRoom(mod))
+		out := map[chatrv1.Component]string{}
+		for _, c := range chatrv1.Components {
+			out[c] = hashKeys(cm.Data, configKeys(c))
+		}
+		return out
+	}
+	base := hashes(nil)
+	cases := []struct {
+		name  string
+		mod   func(*chatrv1.ChatRoom)
+		rolls []chatrv1.Component
+	}{
+		{"message limit", func(r *chatrv1.ChatRoom) { r.Spec.Limits.MessageMaxChars = 500 }, []chatrv1.Component{chatrv1.ComponentAPI}},
+		{"streams per IP", func(r *chatrv1.ChatRoom) { r.Spec.Limits.StreamsPerIP = 3 }, []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer}},
+		{"drain time", func(r *chatrv1.ChatRoom) { r.Spec.Streamer.DrainTime = &metav1.Duration{Duration: time.Minute} }, []chatrv1.Component{chatrv1.ComponentStreamer}},
+		{"moltbook rate", func(r *chatrv1.ChatRoom) { r.Spec.Moltbook.RequestsPerMinute = 5 }, []chatrv1.Component{chatrv1.ComponentVerifier}},
+		{"verify wait", func(r *chatrv1.ChatRoom) { r.Spec.Moltbook.VerifyWait = &metav1.Duration{Duration: time.Second} }, []chatrv1.Component{chatrv1.ComponentAPI}},
+		{"log level", func(r *chatrv1.ChatRoom) { r.Spec.Logging.Level = "debug" }, chatrv1.Components},
+		{"autoscaling target", func(r *chatrv1.ChatRoom) { r.Spec.Streamer.Autoscaling.TargetConnectionsPerPod = 100 }, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := hashes(tc.mod)
+			for _, c := range chatrv1.Components {
+				rolled := got[c] != base[c]
+				want := false
+				for _, r := range tc.rolls {
+					want = want || r == c
+				}
+				if rolled != want {
+					t.Errorf("%s rolls: %v, want %v", c, rolled, want)
+				}
+			}
+		})
+	}
+}
