@@ -55,10 +55,14 @@ func newRoom(t *testing.T, redisURL string) *room {
 	}
 	schema := testenv.Schema(t)
 	st := testenv.StoreFor(t, schema)
-	rdb, err := bus.Connect(redisURL)
+	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Publish once, like an API pod that finds Redis down: Postgres has the
+	// message and the streamers must find it there.
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
 	a, err := st.CreateAgent(context.Background(), "poster", "🦀", []byte("hash-of-poster"))
 	if err != nil {
@@ -178,6 +182,7 @@ type stream struct {
 	retries []int
 	pings   int
 	ends    int // connections that ended
+	endedAt []time.Time
 	changed chan struct{}
 }
 
@@ -263,6 +268,7 @@ func (s *stream) readSSE(t *testing.T, body io.Reader) {
 	}
 	s.mu.Lock()
 	s.ends++
+	s.endedAt = append(s.endedAt, time.Now())
 	s.mu.Unlock()
 	s.notify()
 }

@@ -59,7 +59,7 @@ const (
 	evSend                // send a frame to one connection
 	evClose               // close one connection gracefully
 	evDrop                // drop one connection now
-	evDrain               // close up to n connections gracefully
+	evDrain               // close n connections gracefully (all when n < 0)
 )
 
 type event struct {
@@ -85,6 +85,8 @@ type shard struct {
 	bufs   [][]byte
 	spare  []event
 	closed bool
+	// n counts the shard's streams, for Drain to spread its closes.
+	n atomic.Int64
 }
 
 // hub is the set of shards plus the recent-message ring they are fed from.
@@ -309,6 +311,7 @@ func (sh *shard) handle(ev *event) {
 	case evAdd:
 		c := ev.c
 		sh.conns[c] = struct{}{}
+		sh.n.Add(1)
 		sh.markDirty(c)
 	case evSend:
 		if _, ok := sh.conns[ev.c]; ok {
@@ -324,6 +327,9 @@ func (sh *shard) handle(ev *event) {
 		}
 	case evDrain:
 		n := ev.n
+		if n < 0 {
+			n = len(sh.conns)
+		}
 		for c := range sh.conns {
 			if n <= 0 {
 				break
@@ -502,6 +508,9 @@ func (sh *shard) drop(c *conn, reason string) {
 		return
 	}
 	c.closed = true
+	if _, ok := sh.conns[c]; ok {
+		sh.n.Add(-1)
+	}
 	delete(sh.conns, c)
 	delete(sh.stuck, c)
 	for i := range c.queue {
@@ -522,3 +531,33 @@ func (s *Server) jitteredRetry() *frame {
 
 // wsRestartFrame tells a WebSocket client the server restarts: reconnect.
 var wsRestartFrame = wsCloseFrame(1012, "service restart")
+
+// drainSome asks the shards to close k streams in all, spread over them in
+// proportion to what they hold (round-robin from a rotating start, so no
+// shard is always first).
+func (h *hub) drainSome(k, rot int) {
+	want := make([]int, len(h.shards))
+	have := make([]int, len(h.shards))
+	for i, sh := range h.shards {
+		have[i] = int(sh.n.Load())
+	}
+	for k > 0 {
+		progress := false
+		for j := range h.shards {
+			i := (rot + j) % len(h.shards)
+			if k > 0 && want[i] < have[i] {
+				want[i]++
+				k--
+				progress = true
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	for i, sh := range h.shards {
+		if want[i] > 0 {
+			sh.post(event{kind: evDrain, n: want[i]})
+		}
+	}
+}

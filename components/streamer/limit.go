@@ -153,7 +153,8 @@ func (l *limiter) applyReleases(ctx context.Context, batch map[netip.Addr]int) {
 	defer cancel()
 	pipe := l.rdb.Pipeline()
 	for ip, n := range batch {
-		releaseScript.Run(ctx, pipe, []string{l.ipKey(ip)}, l.pod, n)
+		// Eval, not EvalSha: a pipeline cannot fall back when Redis lost its script cache.
+		releaseScript.Eval(ctx, pipe, []string{l.ipKey(ip)}, l.pod, n)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		l.s.met.redisErrors.Inc()

@@ -276,21 +276,26 @@ func (s *Server) Drain(ctx context.Context) error {
 	s.log.Info("draining", "connections", s.conns.Load(), "over", time.Until(end).Round(time.Millisecond))
 	t := time.NewTicker(drainTick)
 	defer t.Stop()
-	for {
+	acc := 0.0 // streams owed but not yet asked for (the fractional part)
+	for tick := 0; ; tick++ {
 		n := s.conns.Load()
 		if n == 0 {
 			s.report(context.WithoutCancel(ctx))
 			s.log.Info("drained")
 			return nil
 		}
+		// Close the share of the open streams that keeps the pace even until
+		// the end: tick/left of them now, all of them at the last tick.
 		left := time.Until(end)
-		k := n
-		if left > drainTick {
-			k = (n*int64(drainTick) + int64(left) - 1) / int64(left)
-		}
-		per := int((k + int64(len(s.hub.shards)) - 1) / int64(len(s.hub.shards)))
-		for _, sh := range s.hub.shards {
-			sh.post(event{kind: evDrain, n: per})
+		if left <= drainTick {
+			for _, sh := range s.hub.shards {
+				sh.post(event{kind: evDrain, n: -1})
+			}
+		} else {
+			acc += float64(n) * float64(drainTick) / float64(left)
+			k := int(acc)
+			acc -= float64(k)
+			s.hub.drainSome(k, tick)
 		}
 		select {
 		case <-t.C:

@@ -1,0 +1,134 @@
+package streamer_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chatr-ai/chatr/components/streamer"
+	"github.com/chatr-ai/chatr/internal/bus"
+)
+
+// expectRefused opens a stream and checks it is refused with status and msg.
+func expectRefused(t *testing.T, base string, status int, msg string) {
+	t.Helper()
+	resp, closeFn := sseConnect(t, base+"/api/stream", "", false)
+	defer closeFn()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, status)
+	}
+	var env struct {
+		Success    bool   `json:"success"`
+		Error      string `json:"error"`
+		RetryAfter int    `json:"retryAfter"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Success || env.Error != msg {
+		t.Fatalf("body %s, want error %q", body, msg)
+	}
+	if status == http.StatusTooManyRequests {
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if ra < 1 || env.RetryAfter != ra {
+			t.Fatalf("Retry-After %q and retryAfter %d, want equal and positive", resp.Header.Get("Retry-After"), env.RetryAfter)
+		}
+	}
+}
+
+// The per-IP limit holds across both streamers, is released when a stream
+// ends, and forgets a pod that died (stopped renewing) within its TTL.
+func TestPerIPLimitAcrossStreamers(t *testing.T) {
+	r := newRoom(t, "")
+	three := func(c *streamer.Config) { c.Limits.StreamsPerIP = 3; c.PingInterval = 100 * time.Millisecond }
+	a := startPod(t, r, "a", three)
+	b := startPod(t, r, "b", three)
+	_, stopA1 := openSSE(t, a.url, "")
+	openSSE(t, a.url, "")
+	openSSE(t, b.url, "")
+	expectRefused(t, b.url, http.StatusTooManyRequests, "Too many connections")
+	expectRefused(t, a.url, http.StatusTooManyRequests, "Too many connections")
+
+	// Releasing one on A frees a slot for B (once A notices the close: at
+	// its next write, a ping here).
+	stopA1()
+	waitAccepted(t, b.url)
+	expectRefused(t, a.url, http.StatusTooManyRequests, "Too many connections")
+
+	// A pod that dies without cleaning up (its heartbeat stops) stops counting
+	// within IPTTL: here A's Run is stopped while its streams stay open.
+	a.cancel()
+	<-a.done
+	waitAccepted(t, b.url)
+}
+
+// waitAccepted retries until base accepts a stream (and keeps it open).
+func waitAccepted(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, closeFn := sseConnect(t, base+"/api/stream", "", false)
+		if resp.StatusCode == http.StatusOK {
+			t.Cleanup(closeFn)
+			return
+		}
+		closeFn()
+		if time.Now().After(deadline) {
+			t.Fatalf("still refused (%d) after 10s", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Beyond MaxConnections a pod answers 503; draining pods refuse new streams.
+func TestPodCapAndDrainRefusal(t *testing.T) {
+	r := newRoom(t, "")
+	p := startPod(t, r, "a", func(c *streamer.Config) { c.MaxConnections = 2 })
+	openSSE(t, p.url, "")
+	openWS(t, p.url, "")
+	expectRefused(t, p.url, http.StatusServiceUnavailable, "Server is at capacity, try again")
+	if n := metric(t, p.srv, "chatr_streamer_rejected_total", "reason", "pod_full"); n != 1 {
+		t.Errorf("pod_full rejections = %v", n)
+	}
+}
+
+// Each pod reports its live connection count where the autoscaler reads it,
+// with a short TTL, and removes it when it stops.
+func TestConnectionCountReport(t *testing.T) {
+	r := newRoom(t, "")
+	p := startPod(t, r, "pod-7", nil)
+	key := bus.Key(r.schema, "streamer", "conns", "pod-7")
+	waitKey := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			v, _ := r.rdb.Get(context.Background(), key).Result()
+			if v == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s = %q, want %q", key, v, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitKey("0")
+	_, stop1 := openSSE(t, p.url, "")
+	openSSE(t, p.url, "")
+	openWS(t, p.url, "")
+	waitKey("3")
+	ttl, err := r.rdb.PTTL(context.Background(), key).Result()
+	if err != nil || ttl <= 0 || ttl > 15*time.Second {
+		t.Fatalf("TTL %v (%v), want within 15s", ttl, err)
+	}
+	stop1()
+	_ = stop1
+	p.cancel()
+	<-p.done
+	p.srv.Close()
+	if n, _ := r.rdb.Exists(context.Background(), key).Result(); n != 0 {
+		t.Fatalf("%s still exists after Close", key)
+	}
+}
