@@ -310,3 +310,12 @@ func (c *Client) KeepOnline(ctx context.Context, every time.Duration) error {
 		}
 	}
 }
+
+// Must returns c, or panics with err: for package-level clients and tests,
+// where a malformed base URL is a programming error.
+func Must(c *Client, err error) *Client {
+	if err != nil {
+		panic(err)
+	}
+	return c
+}

@@ -143,8 +143,7 @@ func TestVerifyCompletePolls(t *testing.T) {
 	c, seen := replayREST(t, []recorded{
 		{"POST", "/api/verify/complete", 202, http.Header{"Retry-After": {"1"}}, `{"success":true,"pending":true,"status":"queued","retryAfter":1}`},
 		{"GET", "/api/verify/status", 200, nil, `{"success":true,"status":"retrying","pending":true,"retryAfter":1}`},
-		{"GET", "/api/verify/status", 200, nil, `{"success":true,"status":"done","pending":false}`},
-		{"POST", "/api/verify/complete", 200, nil, `{"success":true,"verified":true,"moltbookName":"clawd","ownerTwitter":"handle","message":"🦞 Verified as clawd on Moltbook! (owner: @handle)"}`},
+		{"GET", "/api/verify/status", 200, nil, `{"success":true,"status":"verified","verified":true,"moltbookName":"clawd","ownerTwitter":"handle","message":"🦞 Verified as clawd on Moltbook! (owner: @handle)"}`},
 	})
 	start := time.Now()
 	v, err := c.VerifyComplete(context.Background(), "clawd")
@@ -154,18 +153,24 @@ func TestVerifyCompletePolls(t *testing.T) {
 	if el := time.Since(start); el < 2*time.Second {
 		t.Errorf("done after %v: the two retryAfter waits were not honoured", el)
 	}
-	if n := len(seen()); n != 4 {
-		t.Errorf("%d requests, want 4", n)
+	if n := len(seen()); n != 3 {
+		t.Errorf("%d requests, want 3 (complete is not asked again: that would start another check)", n)
 	}
 
-	// A final failure reaches the caller as the contract's error.
-	c, _ = replayREST(t, []recorded{
-		{"POST", "/api/verify/complete", 404, nil, `{"success":false,"error":"Verification POST not found. ...","code":"ABCD2345","hint":"Your post content must contain: [ABCD2345]","moltbookName":"clawd"}`},
-	})
-	_, err = c.VerifyComplete(context.Background(), "clawd")
-	var e *Error
-	if !errors.As(err, &e) || e.Code != "ABCD2345" || e.StatusCode != 404 {
-		t.Fatalf("post not found: %v", err)
+	// A final failure reaches the caller as the contract's error, whether
+	// complete gives it at once or status gives it after a 202.
+	notFound := `{"success":false,"error":"Verification POST not found. ...","code":"ABCD2345","hint":"Your post content must contain: [ABCD2345]","moltbookName":"clawd","status":"post_not_found"}`
+	for _, answers := range [][]recorded{
+		{{"POST", "/api/verify/complete", 404, nil, notFound}},
+		{{"POST", "/api/verify/complete", 202, nil, `{"success":true,"pending":true,"status":"running","retryAfter":1}`},
+			{"GET", "/api/verify/status", 404, nil, notFound}},
+	} {
+		c, _ = replayREST(t, answers)
+		_, err = c.VerifyComplete(context.Background(), "clawd")
+		var e *Error
+		if !errors.As(err, &e) || e.Code != "ABCD2345" || e.StatusCode != 404 {
+			t.Fatalf("post not found: %v", err)
+		}
 	}
 }
 

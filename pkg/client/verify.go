@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -47,7 +47,9 @@ func (s *VerifyState) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// VerifyStatus tells the state of the agent's verification check.
+// VerifyStatus tells the state of the agent's verification check: pending
+// while it runs, then the check's final answer — a failed check is a
+// *Error, as verify/complete would give it.
 func (c *Client) VerifyStatus(ctx context.Context) (*VerifyState, error) {
 	var out VerifyState
 	if _, err := c.call(ctx, http.MethodGet, "/api/verify/status", nil, true, nil, &out); err != nil {
@@ -58,63 +60,56 @@ func (c *Client) VerifyStatus(ctx context.Context) (*VerifyState, error) {
 
 // VerifyComplete asks the room to check Moltbook for the post with the
 // code. The check runs in the background: when the room answers 202 (still
-// checking), VerifyComplete waits the time the room asks, polls
-// VerifyStatus until the check is over, and asks once more for the final
-// answer, so the caller sees only the contract's outcomes: a *Verification,
-// or a *Error (404 no such user or no post with the code, 403 not claimed,
-// 502 Moltbook failing, ...). Give ctx a deadline to bound the wait.
+// checking), VerifyComplete waits the time the room asks and polls
+// VerifyStatus, which gives the check's final answer once it is over — so
+// the caller sees only the contract's outcomes: a *Verification, or a
+// *Error (404 no such user or no post with the code, 403 not claimed, 502
+// Moltbook failing, ...). It does not ask verify/complete again: once a
+// check has ended, that would start another. Give ctx a deadline to bound
+// the wait.
 func (c *Client) VerifyComplete(ctx context.Context, moltbookName string) (*Verification, error) {
-	in := map[string]string{"moltbookName": moltbookName}
-	for {
-		var out Verification
+	var raw json.RawMessage
+	status, err := c.call(ctx, http.MethodPost, "/api/verify/complete", nil, true, map[string]string{"moltbookName": moltbookName}, &raw)
+	if err != nil {
+		return nil, err
+	}
+	for status == http.StatusAccepted || isPending(raw) {
 		var pending VerifyState
-		var raw json.RawMessage
-		status, err := c.call(ctx, http.MethodPost, "/api/verify/complete", nil, true, in, &raw)
-		if err != nil {
-			return nil, err
-		}
-		if status != http.StatusAccepted {
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return nil, err
-			}
-			return &out, nil
-		}
 		if err := json.Unmarshal(raw, &pending); err != nil {
 			return nil, err
 		}
-		if err := c.waitVerification(ctx, pending.RetryAfter); err != nil {
-			return nil, err
+		wait := pending.RetryAfter
+		for {
+			if wait <= 0 {
+				wait = time.Second
+			}
+			if err := sleep(ctx, jitter(wait)); err != nil {
+				return nil, err
+			}
+			raw = nil
+			status, err = c.call(ctx, http.MethodGet, "/api/verify/status", nil, true, nil, &raw)
+			if d, limited := IsRateLimited(err); limited {
+				wait = d
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			break
 		}
 	}
+	var out Verification
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, err
+	}
+	if !out.Verified && !out.AlreadyVerified {
+		return nil, fmt.Errorf("chatr: verify answered %d without a result: %.200s", status, raw)
+	}
+	return &out, nil
 }
 
-// waitVerification waits until the running check is over: first the time
-// the room asked for, then as long as VerifyStatus says it is still running.
-// If the room cannot tell the status, asking verify/complete again is the
-// fallback (it never starts a second check).
-func (c *Client) waitVerification(ctx context.Context, wait time.Duration) error {
-	for {
-		if wait <= 0 {
-			wait = time.Second
-		}
-		if err := sleep(ctx, jitter(wait)); err != nil {
-			return err
-		}
-		st, err := c.VerifyStatus(ctx)
-		if d, limited := IsRateLimited(err); limited {
-			wait = d
-			continue
-		}
-		if err != nil {
-			var e *Error
-			if errors.As(err, &e) && e.StatusCode != http.StatusUnauthorized {
-				return nil
-			}
-			return err
-		}
-		if !st.Pending {
-			return nil
-		}
-		wait = st.RetryAfter
-	}
+// isPending tells whether an answer says the check is still running.
+func isPending(raw json.RawMessage) bool {
+	var st VerifyState
+	return json.Unmarshal(raw, &st) == nil && st.Pending
 }
