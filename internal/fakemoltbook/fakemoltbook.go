@@ -89,6 +89,26 @@ type Fault struct {
 	Times int `json:"times,omitempty"`
 }
 
+// validate refuses a fault the fake could not serve.
+func (f Fault) validate() error {
+	if f.Status != 0 && (f.Status < 200 || f.Status > 599) {
+		return fmt.Errorf("fault status %d: want 200-599 (or 0)", f.Status)
+	}
+	if f.Times < 0 || f.Delay < 0 || f.ResetAfter < 0 || f.RetryAfter < 0 {
+		return errors.New("fault times and durations must not be negative")
+	}
+	return nil
+}
+
+func validateFaults(fs []Fault) error {
+	for _, f := range fs {
+		if err := f.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Agent is a Moltbook agent and how the fake answers about it.
 type Agent struct {
 	Name    string `json:"name"`
@@ -323,6 +343,9 @@ func (s *Server) decide(name string, now time.Time) answer {
 			return ans
 		case f.Status != 0 && f.Status != http.StatusOK:
 			ans.status = f.Status
+			if f.Status < 200 || f.Status > 599 { // set through the Go API
+				ans.status = http.StatusInternalServerError
+			}
 			ans.body = mustJSON(map[string]any{"success": false, "error": http.StatusText(f.Status)})
 			return ans
 		case f.Malformed:
@@ -411,6 +434,14 @@ func (s *Server) putAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Name = r.PathValue("name")
+	err := validateFaults(a.Faults)
+	if a.Delay < 0 {
+		err = errors.New("delay must not be negative")
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "error": "invalid scenario: " + err.Error()})
+		return
+	}
 	s.Set(a)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 }
@@ -445,6 +476,10 @@ func (s *Server) postFaults(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fs = []Fault{f}
+	}
+	if err := validateFaults(fs); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "error": err.Error()})
+		return
 	}
 	if !s.AddFaults(r.PathValue("name"), fs...) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "error": "unknown agent: PUT /_fake/agents/{name} first"})

@@ -3,6 +3,7 @@ package moltbook_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -296,6 +297,62 @@ func FuzzParseProfile(f *testing.F) {
 		}
 		if _, ok := p.FindCode(""); ok {
 			t.Fatal("empty code found")
+		}
+	})
+}
+
+// roundTrip answers every request with a canned response, in memory.
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// FuzzProfileResponse: any status, rate-limit headers and body Moltbook (or
+// a proxy) could send turn into a profile or one of the typed errors, never
+// a panic, and never a wait beyond the cap.
+func FuzzProfileResponse(f *testing.F) {
+	f.Add(200, "", "", "", `{"success":true,"agent":{"name":"x","is_claimed":true}}`)
+	f.Add(429, "7", "", "0", `{}`)
+	f.Add(429, "", "1893456000", "0", `{"success":false}`)
+	f.Add(429, "Wed, 21 Oct 2015 07:28:00 GMT", "-5", "x", ``)
+	f.Add(404, "", "", "", `{"success":false,"error":"Bot not found"}`)
+	f.Add(404, "", "", "", `<html>`)
+	f.Add(503, "", "1e300", "NaN", `oops`)
+	f.Add(302, "", "", "", ``)
+	f.Fuzz(func(t *testing.T, status int, retryAfter, reset, remaining, body string) {
+		if status < 100 || status > 999 {
+			return
+		}
+		c, err := moltbook.New(moltbook.Options{BaseURL: "http://moltbook.invalid/api/v1", MaxBody: 4096,
+			Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+				h := http.Header{}
+				h.Set("Retry-After", retryAfter)
+				h.Set("X-RateLimit-Reset", reset)
+				h.Set("X-RateLimit-Remaining", remaining)
+				return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+			})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := c.Profile(context.Background(), "x")
+		var rl *moltbook.RateLimitedError
+		var ue *moltbook.UpstreamError
+		var me *moltbook.MalformedError
+		switch {
+		case err == nil:
+			if p == nil || status != 200 {
+				t.Fatalf("status %d: profile %v without error", status, p)
+			}
+		case errors.As(err, &rl):
+			if status != 429 || rl.Wait < 0 || rl.Wait > time.Hour {
+				t.Fatalf("status %d: %v", status, err)
+			}
+		case errors.Is(err, moltbook.ErrNotFound):
+			if status != 404 {
+				t.Fatalf("status %d: not found", status)
+			}
+		case errors.As(err, &ue), errors.As(err, &me):
+		default:
+			t.Fatalf("status %d: untyped error %v", status, err)
 		}
 	})
 }
