@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -47,13 +48,18 @@ func main() {
 		redisURL = flag.String("redis-url", envOr("CHATR_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for the in-process server")
 		batch    = flag.Int("post-batch", 256, "group-commit batch cap of the in-process server")
 		conns    = flag.Int("db-max-conns", 12, "Postgres connections of the in-process server")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the measured time (client and in-process server) to this file")
 	)
 	flag.Parse()
+	cpuProfile = *cpuprof
 	if err := run(*url, *agents, *clients, *duration, *warmup, *dbURL, *redisURL, *batch, *conns); err != nil {
 		fmt.Fprintln(os.Stderr, "apibench:", err)
 		os.Exit(1)
 	}
 }
+
+// cpuProfile is the -cpuprofile file.
+var cpuProfile string
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -144,10 +150,23 @@ func run(url string, nAgents, nClients int, duration, warmup time.Duration, dbUR
 	}
 	time.Sleep(warmup)
 	batchCount0, batchSum0 := batchStats(srv)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(duration)
 	measuring.Store(false)
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	elapsed := time.Since(start)
 	batchCount1, batchSum1 := batchStats(srv)
 	close(stop)
