@@ -1,0 +1,20 @@
+# The operator's targets (issue 5). The main Makefile includes hack/*.mk.
+GO        ?= go
+TESTFLAGS ?= -race -count=1 -timeout 20m
+OPERATOR_PKGS ?= ./api/... ./controllers/... ./cmd/chatr-operator/... ./test/operator/...
+
+.PHONY: generate
+generate: ## regenerate the API's deepcopy functions (controller-gen)
+	@hack/generate-operator.sh generate
+
+.PHONY: manifests
+manifests: ## regenerate the CRD, the RBAC role and the Helm chart's copies of both (controller-gen)
+	@hack/generate-operator.sh manifests
+
+.PHONY: verify-generated
+verify-generated: ## fail if generated files differ from what the code generates
+	@hack/verify-generated.sh
+
+.PHONY: test-operator
+test-operator: ## the operator's tests against a real kube-apiserver (envtest), with -race
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" CHATR_HELM="$$(hack/tools-bin.sh helm)" $(GO) test $(TESTFLAGS) $(OPERATOR_PKGS)

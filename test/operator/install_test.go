@@ -1,0 +1,501 @@
+// Package operator_test checks the operator's two install paths, the
+// kustomize manifests in config/ and the Helm chart in charts/, against a
+// real kube-apiserver (envtest): both render, every rendered object is
+// accepted by the API server, and the operator binary, running as the
+// ServiceAccount the install creates (so with exactly the RBAC the install
+// grants), elects a leader and builds the sample room.
+package operator_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+)
+
+var (
+	env        *envtest.Environment
+	k8s        client.Client
+	scheme     = runtime.NewScheme()
+	skipReason string
+	repoRoot   = filepath.Join("..", "..")
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		skipReason = "KUBEBUILDER_ASSETS is unset: the install tests need kube-apiserver and etcd; run `make test-operator` or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)"
+		fmt.Fprintln(os.Stderr, "SKIP install tests:", skipReason)
+		os.Exit(m.Run())
+	}
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, chatrv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+	// No CRDs here: the installs bring their own.
+	env = &envtest.Environment{}
+	start := time.Now()
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "envtest control plane ready in %s\n", time.Since(start).Round(time.Millisecond))
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func needEnv(t *testing.T) {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+}
+
+// decode splits a multi-document YAML stream into objects.
+func decode(t *testing.T, b []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := d.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			t.Fatalf("decoding rendered YAML: %v", err)
+		}
+		if len(u.Object) > 0 {
+			out = append(out, &u)
+		}
+	}
+}
+
+// kustomize renders a kustomization folder with the kustomize library.
+func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot, dir))
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	y, err := m.AsYaml()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	return decode(t, y)
+}
+
+// helmBinary returns the pinned helm: $CHATR_HELM, else the project's
+// script builds it once (about 2 minutes) and caches it.
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	if h := os.Getenv("CHATR_HELM"); h != "" {
+		return h
+	}
+	out, err := exec.Command(filepath.Join(repoRoot, "hack", "tools-bin.sh"), "helm").Output()
+	if err != nil {
+		t.Fatalf("building helm with hack/tools-bin.sh: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// helm runs helm with args and returns its stdout, or the error with stderr.
+func helm(t *testing.T, args ...string) ([]byte, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(helmBinary(t), args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// Keep helm's caches and config away from the user's.
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("helm %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// apply sends objects to the API server with server-side apply, as
+// `kubectl apply --server-side` would: the Namespace and the CRD first (the
+// CRD must be established before rooms can be sent), then the rest. Any
+// object the API server refuses fails the test.
+func apply(t *testing.T, objs []*unstructured.Unstructured, defaultNamespace string) {
+	t.Helper()
+	ctx := context.Background()
+	rank := func(u *unstructured.Unstructured) int {
+		switch u.GetKind() {
+		case "Namespace":
+			return 0
+		case "CustomResourceDefinition":
+			return 1
+		}
+		return 2
+	}
+	for pass := 0; pass <= 2; pass++ {
+		for _, u := range objs {
+			if rank(u) != pass {
+				continue
+			}
+			u = u.DeepCopy()
+			if defaultNamespace != "" && u.GetNamespace() == "" && u.GetKind() != "Namespace" &&
+				!strings.HasPrefix(u.GetKind(), "Cluster") && u.GetKind() != "CustomResourceDefinition" {
+				u.SetNamespace(defaultNamespace)
+			}
+			if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("install-test"), client.ForceOwnership); err != nil {
+				t.Fatalf("the API server refused %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+			}
+			if u.GetKind() == "CustomResourceDefinition" {
+				waitEstablished(t, u.GetName())
+			}
+		}
+	}
+}
+
+func waitEstablished(t *testing.T, name string) {
+	t.Helper()
+	eventually(t, "CRD "+name+" established", 30*time.Second, func() error {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := k8s.Get(context.Background(), client.ObjectKey{Name: name}, &crd); err != nil {
+			return err
+		}
+		for _, c := range crd.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("not established yet")
+	})
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
+}
+
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+// find returns the rendered object of that kind and name, or fails.
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, u := range objs {
+		if u.GetKind() == kind && (name == "" || u.GetName() == name) {
+			return u
+		}
+	}
+	t.Fatalf("no %s %q in the rendered objects", kind, name)
+	return nil
+}
+
+func TestKustomizeInstallRunsTheOperator(t *testing.T) {
+	needEnv(t)
+	objs := kustomize(t, "config/default")
+	// What the install must hold.
+	for _, want := range [][2]string{
+		{"Namespace", "chatr-system"}, {"CustomResourceDefinition", "chatrooms.chatr.ai"},
+		{"ServiceAccount", "chatr-operator"}, {"ClusterRole", "chatr-operator"}, {"ClusterRoleBinding", "chatr-operator"},
+		{"Role", "chatr-operator-leader-election"}, {"RoleBinding", "chatr-operator-leader-election"},
+		{"Deployment", "chatr-operator"}, {"Service", "chatr-operator-metrics"},
+	} {
+		find(t, objs, want[0], want[1])
+	}
+	dep := find(t, objs, "Deployment", "chatr-operator")
+	if img := nestedContainer(t, dep)["image"]; img != "ghcr.io/chatr-ai/chatr-operator:latest" {
+		t.Errorf("manager image %v", img)
+	}
+	apply(t, objs, "")
+
+	ns := "samples-kustomize"
+	ensureNamespace(t, ns)
+	apply(t, kustomize(t, "config/samples"), ns)
+
+	runOperator(t, "chatr-system", "chatr-operator", ns, "lobby")
+}
+
+func TestHelmChartInstallRunsTheOperator(t *testing.T) {
+	needEnv(t)
+	chart := filepath.Join(repoRoot, "charts", "chatr-operator")
+	if _, err := helm(t, "lint", "--strict", chart); err != nil {
+		t.Fatal(err)
+	}
+	const release, ns = "ops", "chatr-helm"
+	out, err := helm(t, "template", release, chart, "--namespace", ns, "--set", "image.tag=test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decode(t, out)
+	for _, want := range [][2]string{
+		{"CustomResourceDefinition", "chatrooms.chatr.ai"}, {"ServiceAccount", "ops-chatr-operator"},
+		{"ClusterRole", "ops-chatr-operator"}, {"ClusterRoleBinding", "ops-chatr-operator"},
+		{"Role", "ops-chatr-operator-leader-election"}, {"RoleBinding", "ops-chatr-operator-leader-election"},
+		{"Deployment", "ops-chatr-operator"}, {"Service", "ops-chatr-operator-metrics"},
+	} {
+		find(t, objs, want[0], want[1])
+	}
+	crd := find(t, objs, "CustomResourceDefinition", "chatrooms.chatr.ai")
+	if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+		t.Errorf("the chart's CRD is not kept on uninstall: %v", crd.GetAnnotations())
+	}
+	if img := nestedContainer(t, find(t, objs, "Deployment", "ops-chatr-operator"))["image"]; img != "ghcr.io/chatr-ai/chatr-operator:test" {
+		t.Errorf("manager image %v", img)
+	}
+
+	// The chart's RBAC is the generated one, rule for rule.
+	kr := find(t, kustomize(t, "config/default"), "ClusterRole", "chatr-operator").Object["rules"]
+	if hr := find(t, objs, "ClusterRole", "ops-chatr-operator").Object["rules"]; !reflect.DeepEqual(kr, hr) {
+		t.Errorf("the chart's ClusterRole rules differ from config/rbac/role.yaml:\n chart: %v\n kustomize: %v", hr, kr)
+	}
+
+	ensureNamespace(t, ns)
+	apply(t, objs, ns)
+	rooms := "samples-helm"
+	ensureNamespace(t, rooms)
+	apply(t, kustomize(t, "config/samples"), rooms)
+	runOperator(t, ns, "ops-chatr-operator", rooms, "lobby")
+}
+
+// TestHelmValuesSchemaRefusesBadValues: values.schema.json stops a bad
+// value at `helm install`, before anything reaches the cluster.
+func TestHelmValuesSchemaRefusesBadValues(t *testing.T) {
+	needEnv(t)
+	chart := filepath.Join(repoRoot, "charts", "chatr-operator")
+	cases := []struct{ set, want string }{
+		{"replicaCount=-1", "replicaCount"},
+		{"operator.logLevel=loud", "logLevel"},
+		{"operator.maxConcurrentReconciles=0", "maxConcurrentReconciles"},
+		{"image.pullPolicy=Sometimes", "pullPolicy"},
+		{"nosuchvalue=1", "nosuchvalue"},
+	}
+	for _, tc := range cases {
+		_, err := helm(t, "template", "x", chart, "--set", tc.set)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--set %s: %v, want a schema error naming %s", tc.set, err, tc.want)
+		}
+	}
+	if _, err := helm(t, "template", "x", chart, "--set", "crds.install=false"); err != nil {
+		t.Errorf("crds.install=false: %v", err)
+	}
+}
+
+func nestedContainer(t *testing.T, dep *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	if len(cs) != 1 {
+		t.Fatalf("containers %v", cs)
+	}
+	return cs[0].(map[string]any)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// operatorBinary builds cmd/chatr-operator once per test run.
+func operatorBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "chatr-operator-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "chatr-operator")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/chatr-ai/chatr/cmd/chatr-operator").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// runOperator runs the operator binary as the install's ServiceAccount
+// (impersonated, so every request is authorised by the install's RBAC and
+// nothing more), with leader election in the install's namespace, and checks
+// that it becomes ready, takes the lease, builds the room and reports
+// metrics; then that it stops cleanly on SIGTERM.
+func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName string) {
+	t.Helper()
+	kc, err := clientcmd.Load(env.KubeConfig)
+	if err != nil {
+		t.Fatalf("loading envtest's kubeconfig: %v", err)
+	}
+	for _, ai := range kc.AuthInfos {
+		ai.Impersonate = "system:serviceaccount:" + ns + ":" + serviceAccount
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, kcPath); err != nil {
+		t.Fatal(err)
+	}
+
+	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	var logs syncBuffer
+	cmd := exec.Command(operatorBinary(t), "--kubeconfig", kcPath, "--leader-elect", "--leader-election-namespace", ns,
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--log-format", "text")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("operator logs:\n%s", logs.String())
+		}
+	}()
+
+	httpGet := func(url string) (string, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return string(b), nil
+	}
+	eventually(t, "operator ready", 60*time.Second, func() error {
+		_, err := httpGet("http://" + probeAddr + "/readyz")
+		return err
+	})
+	eventually(t, "leader lease taken", 30*time.Second, func() error {
+		var lease coordinationv1.Lease
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "chatr-operator.chatr.ai"}, &lease); err != nil {
+			return err
+		}
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return fmt.Errorf("no holder")
+		}
+		return nil
+	})
+	room := &chatrv1.ChatRoom{}
+	for _, c := range chatrv1.Components {
+		eventually(t, "the sample room's "+string(c)+" Deployment", 30*time.Second, func() error {
+			return k8s.Get(context.Background(), client.ObjectKey{Namespace: roomNamespace, Name: roomName + "-" + string(c)}, &appsv1.Deployment{})
+		})
+	}
+	eventually(t, "the sample room's status", 30*time.Second, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: roomNamespace, Name: roomName}, room); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(room.Status.Conditions, chatrv1.ConditionDegraded); c == nil || c.Status != metav1.ConditionFalse {
+			return fmt.Errorf("degraded condition %+v", c)
+		}
+		if room.Status.ObservedGeneration != room.Generation {
+			return fmt.Errorf("observedGeneration %d, generation %d", room.Status.ObservedGeneration, room.Generation)
+		}
+		return nil
+	})
+	eventually(t, "reconcile metrics", 10*time.Second, func() error {
+		body, err := httpGet("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(body, `controller_runtime_reconcile_total{controller="chatroom",result="success"}`) {
+			return fmt.Errorf("no chatroom reconcile metric")
+		}
+		return nil
+	})
+	if strings.Contains(logs.String(), "forbidden") {
+		t.Errorf("the operator was refused something by the install's RBAC")
+	}
+
+	// SIGTERM: the operator releases the lease and exits cleanly.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Errorf("operator exited with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("operator did not stop within 20s of SIGTERM")
+	}
+}
