@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"strings"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,9 +206,9 @@ func TestGapFill(t *testing.T) {
 	ws, _ := openWS(t, p.url, "")
 	s.waitFor(t, "history", 5*time.Second, func(s *stream) bool { return len(s.types) > 0 })
 
-	lost := r.insertOnly(t, 2)   // never published
-	held := r.insertOnly(t, 1)   // published late
-	after := r.insertOnly(t, 1)  // published first
+	lost := r.insertOnly(t, 2)  // never published
+	held := r.insertOnly(t, 1)  // published late
+	after := r.insertOnly(t, 1) // published first
 	if err := r.bus.Publish(t.Context(), after); err != nil {
 		t.Fatal(err)
 	}
@@ -265,4 +265,3 @@ func metric(t *testing.T, srv *streamer.Server, name string, labels ...string) f
 	}
 	return total
 }
-
