@@ -103,6 +103,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.Fail(sw, http.StatusMethodNotAllowed, "Method not allowed")
 		return
 	}
+	if r.ContentLength > httpjson.MaxBody {
+		// Every endpoint, even one that ignores its body (heartbeat), and
+		// before authentication: nobody gets to make us read that much.
+		httpjson.Fail(sw, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large (max %d KB)", httpjson.MaxBody>>10))
+		return
+	}
 	h.ServeHTTP(sw, r)
 }
 
