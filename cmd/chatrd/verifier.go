@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"net/http"
 
 	"github.com/chatr-ai/chatr/components/verifier"
+	"github.com/chatr-ai/chatr/internal/httpjson"
 	"github.com/chatr-ai/chatr/internal/serve"
 )
 
@@ -22,8 +24,12 @@ func init() {
 			}
 			defer v.Close()
 			// No public routes: with CHATR_ADMIN_LISTEN empty, /healthz,
-			// /readyz and /metrics are served on CHATR_LISTEN.
-			return serve.Run(ctx, serve.Options{Listen: cfg.Common.Listen, AdminListen: cfg.Common.AdminListen, Log: log}, v)
+			// /readyz and /metrics are served on CHATR_LISTEN; anything else
+			// is a JSON 404.
+			notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				httpjson.Fail(w, http.StatusNotFound, "Not found: the verifier serves only /healthz, /readyz and /metrics")
+			})
+			return serve.Run(ctx, serve.Options{Listen: cfg.Common.Listen, AdminListen: cfg.Common.AdminListen, Handler: notFound, Log: log}, v)
 		},
 	}
 }
