@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "chatr_verifier_queue_depth",
-			Help: "Live verification jobs, by state (queued, running, retrying), measured every poll interval.",
+			Help: "Live verification jobs of the room, by state (queued, running, retrying), measured every poll interval. Every replica reports the whole room's queue: aggregate with max, not sum.",
 		}, []string{"state"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatr_verifier_retries_total",

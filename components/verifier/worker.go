@@ -82,9 +82,9 @@ func (v *Verifier) process(ctx context.Context, job verify.Job, claimedAt time.T
 		v.giveBack(wctx, job, "worker stopped during the Moltbook call", log)
 		return
 	}
-	if rl.HasRemaining && rl.Remaining <= 0 && rl.Reset.After(time.Now()) {
+	if wait := time.Until(rl.Reset); rl.HasRemaining && rl.Remaining <= 0 && wait > 0 {
 		// The budget is spent on Moltbook's side: hold the whole fleet.
-		if err := v.q.PauseMoltbook(wctx, rl.Reset); err != nil {
+		if err := v.q.PauseMoltbook(wctx, min(wait, time.Hour)); err != nil {
 			log.Warn("could not pause Moltbook requests", "err", err)
 		}
 	}
@@ -93,7 +93,7 @@ func (v *Verifier) process(ctx context.Context, job verify.Job, claimedAt time.T
 	v.m.latency.WithLabelValues(d.label).Observe(elapsed.Seconds())
 	var rle *moltbook.RateLimitedError
 	if errors.As(err, &rle) && rle.Wait > 0 {
-		if perr := v.q.PauseMoltbook(wctx, time.Now().Add(rle.Wait)); perr != nil {
+		if perr := v.q.PauseMoltbook(wctx, rle.Wait); perr != nil {
 			log.Warn("could not pause Moltbook requests", "err", perr)
 		}
 	}

@@ -333,10 +333,10 @@ func TestMoltbookBudget(t *testing.T) {
 	if w, err := q2.TakeMoltbook(ctx, rpm); w != 0 || err != nil {
 		t.Fatalf("after waiting: %s %v", w, err)
 	}
-	if err := q.PauseMoltbook(ctx, time.Now().Add(2*time.Second)); err != nil {
+	if err := q.PauseMoltbook(ctx, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.PauseMoltbook(ctx, time.Now().Add(time.Second)); err != nil { // never shortens
+	if err := q.PauseMoltbook(ctx, time.Second); err != nil { // never shortens
 		t.Fatal(err)
 	}
 	w, err = q2.TakeMoltbook(ctx, rpm)

@@ -45,13 +45,15 @@ FROM cur`, spacing.Microseconds()).Scan(&ok, &waitUS)
 	return max(time.Duration(waitUS)*time.Microsecond, time.Millisecond), nil
 }
 
-// PauseMoltbook stops every replica's Moltbook requests until t: Moltbook
+// PauseMoltbook stops every replica's Moltbook requests for d: Moltbook
 // said it is limiting us (429, or X-RateLimit-Remaining: 0 with a reset).
-// A pause is only ever extended, never shortened.
-func (q *Queue) PauseMoltbook(ctx context.Context, until time.Time) error {
-	_, err := q.pool.Exec(ctx, `UPDATE moltbook_rate SET paused_until = greatest(paused_until, $1)`, until)
+// The pause is measured on Postgres's clock like the budget, and only ever
+// extended, never shortened.
+func (q *Queue) PauseMoltbook(ctx context.Context, d time.Duration) error {
+	_, err := q.pool.Exec(ctx, `UPDATE moltbook_rate
+SET paused_until = greatest(paused_until, clock_timestamp() + $1::bigint * interval '1 microsecond')`, d.Microseconds())
 	if err != nil {
-		return fmt.Errorf("while pausing Moltbook requests until %s: %w", until.Format(time.RFC3339), err)
+		return fmt.Errorf("while pausing Moltbook requests for %s: %w", d, err)
 	}
 	return nil
 }

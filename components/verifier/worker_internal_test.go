@@ -1,0 +1,44 @@
+package verifier
+
+import (
+	"testing"
+	"time"
+)
+
+// The backoff doubles per attempt up to the cap, with half of it random.
+func TestBackoff(t *testing.T) {
+	v := &Verifier{cfg: Config{BackoffBase: time.Second, BackoffMax: 10 * time.Second}}
+	for attempt, full := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 60: 10 * time.Second} {
+		lo, hi := full, time.Duration(0)
+		for i := 0; i < 200; i++ {
+			d := v.backoff(attempt)
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		if lo < full/2 || hi > full || hi-lo < full/10 {
+			t.Errorf("attempt %d: backoff in [%s, %s], want within [%s, %s] and spread out", attempt, lo, hi, full/2, full)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{MoltbookRPM: 100, MoltbookTimeout: 10 * time.Second, MaxAttempts: 8, PostAttempts: 3, Lease: time.Minute,
+		PollInterval: 5 * time.Second, Concurrency: 4, BackoffBase: 2 * time.Second, BackoffMax: 5 * time.Minute}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func(*Config){
+		"rpm":          func(c *Config) { c.MoltbookRPM = 0 },
+		"lease":        func(c *Config) { c.Lease = c.MoltbookTimeout },
+		"attempts":     func(c *Config) { c.MaxAttempts = 0 },
+		"postattempts": func(c *Config) { c.PostAttempts = 0 },
+		"concurrency":  func(c *Config) { c.Concurrency = 0 },
+		"backoff":      func(c *Config) { c.BackoffMax = time.Second },
+		"poll":         func(c *Config) { c.PollInterval = 0 },
+	} {
+		c := good
+		mutate(&c)
+		if c.Validate() == nil {
+			t.Errorf("%s: invalid configuration accepted", name)
+		}
+	}
+}
