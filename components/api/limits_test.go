@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -244,4 +245,14 @@ func TestLimitsAcrossServers(t *testing.T) {
 	}
 	want(t, call(t, ts1, "GET", "/api/messages", ""), 429, "Too many requests")
 	want(t, call(t, ts2, "GET", "/api/messages", ""), 429, "Too many requests")
+}
+
+// A handler bug answers 500 in the envelope; the process survives.
+func TestPanicAnswers500(t *testing.T) {
+	t.Parallel()
+	srv, ts := testServer(t, testConfig(t))
+	srv.routes["/api/boom"] = &route{path: "/api/boom", methods: map[string]http.Handler{
+		"GET": http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })}}
+	want(t, call(t, ts, "GET", "/api/boom", ""), 500, "Internal server error")
+	want(t, call(t, ts, "GET", "/api/messages", ""), 200, "")
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -82,12 +83,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("handler panicked", "route", label, "method", method, "panic", fmt.Sprint(p))
+			err := fmt.Errorf("handler panicked: %v", p)
 			if sw.code == 0 {
-				httpjson.Fail(sw, http.StatusInternalServerError, "Internal server error")
+				s.internalError(sw, r, err)
+			} else {
+				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 		}
-		s.met.observe(label, method, sw.code, time.Since(start))
+		d := time.Since(start)
+		s.met.observe(label, method, sw.code, d)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("request", "method", method, "route", label, "status", sw.code,
+				"duration", d, "client", s.clientAddr(r))
+		}
 	}()
 
 	if !s.allowIP(sw, r) {
