@@ -41,6 +41,7 @@ import (
 // {allowed (0/1), events in the window including this one, ms until a slot
 // frees (0 when allowed)}. Milliseconds keep every number within the 14
 // significant digits Lua 5.1 prints when it hands numbers to Redis commands.
+// Calling TIME before writing needs Redis 5 or later (effects replication).
 var script = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
