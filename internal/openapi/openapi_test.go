@@ -281,6 +281,21 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
+func TestSchemaLookups(t *testing.T) {
+	d := load(t)
+	rs, ok := d.RequestSchema("POST", "/api/register")
+	if !ok || d.Validate(rs, map[string]any{"name": "ok_name"}) != nil || d.Validate(rs, map[string]any{"name": "no spaces"}) == nil {
+		t.Errorf("register's request schema: %v %v", rs, ok)
+	}
+	if _, ok := d.RequestSchema("GET", "/api/agents"); ok {
+		t.Error("GET /api/agents has no request body")
+	}
+	ev, ok := d.MediaSchema("GET", "/api/stream", "200", "text/event-stream")
+	if !ok || d.ValidateJSON(ev, []byte(`{"type":"stats","data":{"totalAgents":1,"onlineAgents":1,"totalMessages":1}}`)) != nil {
+		t.Errorf("the stream's event schema: %v %v", ev, ok)
+	}
+}
+
 func TestValidateResponse(t *testing.T) {
 	d := load(t)
 	jsonHdr := func(kv ...string) http.Header {

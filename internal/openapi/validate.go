@@ -110,6 +110,36 @@ func (d *Doc) Response(method, path, code string) (map[string]any, bool) {
 	return obj, err == nil
 }
 
+// RequestSchema returns the JSON schema of method on path's request body.
+func (d *Doc) RequestSchema(method, path string) (any, bool) {
+	op, ok := d.operation(method, path)
+	if !ok {
+		return nil, false
+	}
+	rb, err := d.deref(op["requestBody"])
+	if err != nil {
+		return nil, false
+	}
+	content, _ := rb["content"].(map[string]any)
+	media, _ := content["application/json"].(map[string]any)
+	s, ok := media["schema"]
+	return s, ok
+}
+
+// MediaSchema returns the schema of the mediaType content of method on
+// path's response code (for the stream's events, which ValidateResponse
+// does not read).
+func (d *Doc) MediaSchema(method, path, code, mediaType string) (any, bool) {
+	r, ok := d.Response(method, path, code)
+	if !ok {
+		return nil, false
+	}
+	content, _ := r["content"].(map[string]any)
+	media, _ := content[mediaType].(map[string]any)
+	s, ok := media["schema"]
+	return s, ok
+}
+
 // Declares reports whether method on path lists status code explicitly
 // (not through "default").
 func (d *Doc) Declares(method, path string, status int) bool {
