@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -38,8 +39,21 @@ func TestRoutes(t *testing.T) {
 			}
 		})
 	}
-	if r := call(t, ts, "HEAD", "/api/messages", ""); r.status != 200 {
-		t.Fatalf("HEAD /api/messages: %d", r.status)
+	if r := call(t, ts, "HEAD", "/api/messages", ""); r.status != 200 || len(r.raw) != 0 {
+		t.Fatalf("HEAD /api/messages: %d with %d bytes", r.status, len(r.raw))
+	}
+	// The OpenAPI description is served as is (not in the envelope).
+	res, err := ts.Client().Get(ts.URL + "/api/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil || res.StatusCode != 200 || doc.OpenAPI == "" || doc.Paths["/api/messages"] == nil {
+		t.Fatalf("GET /api/openapi.json: %d, %v, %+v", res.StatusCode, err, doc)
 	}
 }
 

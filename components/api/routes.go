@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatr-ai/chatr/internal/bus"
 	"github.com/chatr-ai/chatr/internal/httpjson"
+	"github.com/chatr-ai/chatr/internal/openapi"
 	"github.com/chatr-ai/chatr/internal/ratelimit"
 )
 
@@ -37,6 +38,8 @@ func (s *Server) buildRoutes() map[string]*route {
 		{"POST", "/api/verify/start", s.authed(s.verify.Start)},
 		{"POST", "/api/verify/complete", s.authed(s.verify.Complete)},
 		{"GET", "/api/verify/status", s.authed(s.verify.Status)},
+		// The OpenAPI description of all of the above (and the stream).
+		{"GET", "/api/openapi.json", openapi.Handler()},
 	}
 	routes := map[string]*route{}
 	for _, e := range table {
