@@ -152,8 +152,8 @@ func TestCreateBuildsEveryChildOwnedByTheRoom(t *testing.T) {
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ConfigMapName()}}
 	must(get(cm))
-	if got, want := cm.Data[envSchema], ns+"__lobby"; !strings.HasPrefix(got, strings.ReplaceAll(ns, "-", "_")) {
-		t.Errorf("schema %q, want one derived from the namespace and name like %q", got, want)
+	if got, want := cm.Data[envSchema], strings.ReplaceAll(ns, "-", "_")+"__lobby"; got != want {
+		t.Errorf("schema %q, want %q, derived from the namespace and name", got, want)
 	}
 	if cm.Data[envTrustedProxies] != "10.0.0.0/8" || cm.Data[envMessageMaxChars] != "250" {
 		t.Errorf("config map data %v", cm.Data)
