@@ -46,6 +46,7 @@ type options struct {
 	duration time.Duration
 	batch    int
 	sources  int
+	window   int
 	common   config.Common
 }
 
@@ -60,6 +61,7 @@ func main() {
 	fs.Float64Var(&o.rate, "rate", 10, "messages per second (latency mode)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
 	fs.IntVar(&o.batch, "batch", 20, "messages per insert in throughput mode")
+	fs.IntVar(&o.window, "window", 400, "throughput mode: most messages published ahead of the slowest client")
 	fs.IntVar(&o.sources, "sources", 0, "distinct 127.x.y.z source addresses (0: one per 5 connections)")
 	flag.Parse()
 	if o.sources <= 0 {
@@ -345,6 +347,12 @@ func run(o options) error {
 		if interval > 0 {
 			time.Sleep(time.Until(next))
 			next = next.Add(interval)
+		} else {
+			// Full rate is what the streamer sustains: publish ahead of the
+			// slowest client by at most a window, as a steady room would.
+			for lastPosted-slowest(clients) > int64(o.window) && time.Since(pubStart) < o.duration {
+				time.Sleep(200 * time.Microsecond)
+			}
 		}
 		nm := make([]store.NewMessage, batch)
 		for i := range nm {
@@ -401,6 +409,14 @@ func run(o options) error {
 		return fmt.Errorf("delivery was not exact: lost %d, duplicated %d, out of order %d", lost, dups, ooo)
 	}
 	return nil
+}
+
+func slowest(cs []*client) int64 {
+	m := int64(math.MaxInt64)
+	for _, c := range cs {
+		m = min(m, atomic.LoadInt64(&c.last))
+	}
+	return m
 }
 
 func closeAll(cs []*client) {

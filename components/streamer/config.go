@@ -47,7 +47,7 @@ type Config struct {
 	// MaxReplay caps how many missed messages a resume replays from Postgres;
 	// a client further behind gets the history instead.
 	MaxReplay int
-	// Shards is the number of hub writers (0: 4 per CPU).
+	// Shards is the number of hub writers (0: one per CPU).
 	Shards int
 	// SendBuffer, when positive, sets SO_SNDBUF on stream sockets (bytes).
 	SendBuffer int
@@ -94,7 +94,7 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	config.Duration(fs, &c.WriteTimeout, "write-timeout", "CHATR_STREAM_WRITE_TIMEOUT", defaultWriteTimeout, "how long a client may leave bytes unread before it is disconnected")
 	config.Duration(fs, &c.GapWait, "gap-wait", "CHATR_STREAM_GAP_WAIT", defaultGapWait, "how long a missing message is waited for before it is read from Postgres")
 	config.Int(fs, &c.MaxReplay, "max-replay", "CHATR_STREAM_MAX_REPLAY", defaultMaxReplay, "most missed messages a resume replays from Postgres")
-	config.Int(fs, &c.Shards, "shards", "CHATR_STREAM_SHARDS", 0, "hub writer goroutines (0: 4 per CPU)")
+	config.Int(fs, &c.Shards, "shards", "CHATR_STREAM_SHARDS", 0, "hub writer goroutines (0: one per CPU)")
 	config.Int(fs, &c.SendBuffer, "send-buffer", "CHATR_STREAM_SNDBUF", 0, "SO_SNDBUF of stream sockets in bytes (0: the kernel's autotuning)")
 }
 
