@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -108,7 +109,7 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	syncProblems, syncErr := r.syncChildren(ctx, room, slots)
 	problems = append(problems, syncProblems...)
 
-	status := computeStatus(room, desired, deploymentsOf(slots), problems)
+	status := computeStatus(room, desired, deploymentsOf(room, slots), problems)
 	r.recordProblems(room, status)
 	if err := r.updateStatus(ctx, room, status); err != nil {
 		if apierrors.IsConflict(err) && syncErr == nil {
@@ -232,6 +233,10 @@ func (r *ChatRoomReconciler) readChildren(ctx context.Context, room *chatrv1.Cha
 func refuseToAdopt(room *chatrv1.ChatRoom, slots []*slot) []problem {
 	var problems []problem
 	for _, s := range slots {
+		if s.desired == nil {
+			// Not wanted (or only read): not ours to judge.
+			continue
+		}
 		if s.live != nil && !metav1IsControlledBy(s.live, room) {
 			s.notOwned = true
 			problems = append(problems, notOwnedProblem(s))
@@ -301,7 +306,10 @@ const (
 // leaves it alone (no write at all).
 func (r *ChatRoomReconciler) syncChild(ctx context.Context, room *chatrv1.ChatRoom, s *slot) (outcome, error) {
 	if s.desired == nil {
-		if s.live == nil {
+		if s.live == nil || s.readOnly {
+			return outcomeUnchanged, nil
+		}
+		if !metav1IsControlledBy(s.live, room) {
 			return outcomeUnchanged, nil
 		}
 		if err := r.Client.Delete(ctx, s.live); err != nil && !apierrors.IsNotFound(err) {
@@ -388,10 +396,10 @@ func (r *ChatRoomReconciler) updateStatus(ctx context.Context, room *chatrv1.Cha
 }
 
 // deploymentsOf returns the component Deployments as the sync left them.
-func deploymentsOf(slots []*slot) map[chatrv1.Component]*appsv1.Deployment {
+func deploymentsOf(room *chatrv1.ChatRoom, slots []*slot) map[chatrv1.Component]*appsv1.Deployment {
 	out := map[chatrv1.Component]*appsv1.Deployment{}
 	for _, s := range slots {
-		if s.component == "" || s.kind != "Deployment" || s.live == nil || s.notOwned {
+		if s.component == "" || s.kind != "Deployment" || s.live == nil || s.notOwned || !metav1.IsControlledBy(s.live, room) {
 			continue
 		}
 		out[s.component] = s.live.(*appsv1.Deployment)

@@ -183,6 +183,27 @@ func TestCreateBuildsEveryChildOwnedByTheRoom(t *testing.T) {
 	if ev := roomEvents(t, room); len(ev["Created"]) == 0 {
 		t.Errorf("no Created event; events: %v", ev)
 	}
+
+	// Once in line, nothing is written again: no reconcile loop patches a
+	// child whose server-side defaults differ from what the builders set.
+	versions := func() map[string]string {
+		out := map[string]string{}
+		for _, obj := range childObjects(room) {
+			must(get(obj))
+			out[kindOf(obj)+"/"+obj.GetName()] = obj.GetResourceVersion()
+		}
+		return out
+	}
+	before := versions()
+	consistently(t, "children left alone", 1500*time.Millisecond, func() error {
+		if now := versions(); fmt.Sprint(now) != fmt.Sprint(before) {
+			return fmt.Errorf("children rewritten: %v -> %v", before, now)
+		}
+		return nil
+	})
+	if ev := roomEvents(t, room); len(ev["Updated"]) != 0 {
+		t.Errorf("children updated with no change: %v", ev["Updated"][0].Note)
+	}
 }
 
 func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
@@ -449,6 +470,21 @@ func TestSecretChangeRollsThePodsThatReadIt(t *testing.T) {
 		return nil
 	})
 
+	// A Secret deleted under a running room: Degraded, and the Deployments
+	// stay as they are (and are still reported, not taken for missing).
+	must(k8s.Delete(ctx, molt))
+	wantCondition(t, room, chatrv1.ConditionDegraded, metav1.ConditionTrue, chatrv1.ReasonSecretNotFound)
+	for _, c := range chatrv1.Components {
+		must(get(deployment(room, c)))
+	}
+	must(get(room))
+	if cnd := condition(room, chatrv1.ConditionAPIAvailable); cnd.Reason == chatrv1.ReasonDeploymentMissing {
+		t.Errorf("api reported missing while its Secret is: %+v", cnd)
+	}
+	molt = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "molt", Namespace: ns}, StringData: map[string]string{"apiKey": "k2"}}
+	must(k8s.Create(ctx, molt))
+	wantCondition(t, room, chatrv1.ConditionDegraded, metav1.ConditionFalse, chatrv1.ReasonAsExpected)
+
 	// A key no one reads changes nothing.
 	h2 := secretsHash()
 	must(get(pg))
@@ -504,10 +540,27 @@ func TestConditionsFollowDeploymentStatus(t *testing.T) {
 		return nil
 	})
 
+	// The streamer autoscaler writes its part of the status; the ChatRoom
+	// reconciler's later status writes must keep it.
+	eventually(t, "autoscaler status written", func() error {
+		must(get(room))
+		room.Status.Connections = ptr(int64(1234))
+		room.Status.DesiredStreamers = ptr(int32(3))
+		room.Status.LastScaleTime = &metav1.Time{Time: time.Now().Truncate(time.Second)}
+		meta.SetStatusCondition(&room.Status.Conditions, metav1.Condition{Type: chatrv1.ConditionScalingActive,
+			Status: metav1.ConditionTrue, Reason: "ConnectionsRead", Message: "test", ObservedGeneration: room.Generation})
+		return k8s.Status().Update(context.Background(), room)
+	})
+
 	// A streamer rollout: one new pod, the two old ones still serving.
 	setDeploymentStatus(t, st, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 1, ReadyReplicas: 2, AvailableReplicas: 2})
 	wantCondition(t, room, chatrv1.ConditionProgressing, metav1.ConditionTrue, chatrv1.ReasonRollingOut)
 	wantCondition(t, room, chatrv1.ConditionAvailable, metav1.ConditionTrue, chatrv1.ReasonAvailable)
+	must(get(room))
+	if room.Status.Connections == nil || *room.Status.Connections != 1234 || room.Status.DesiredStreamers == nil ||
+		room.Status.LastScaleTime == nil || condition(room, chatrv1.ConditionScalingActive) == nil {
+		t.Errorf("the autoscaler's status was lost: %+v", room.Status)
+	}
 
 	// The rollout is stuck past its deadline.
 	s := appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 1, ReadyReplicas: 2, AvailableReplicas: 2,

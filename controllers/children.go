@@ -30,6 +30,9 @@ type slot struct {
 	desired    client.Object
 	live       client.Object
 	notOwned   bool
+	// readOnly slots are read (for the status) but never written: the
+	// Deployments while a Secret they need is missing.
+	readOnly bool
 	// hashInput is what the spec hash covers: everything the operator sets,
 	// except the streamer's replicas, which are the autoscaler's.
 	hashInput any
@@ -44,19 +47,21 @@ type slot struct {
 
 // planChildren builds every child the room should have, in creation order:
 // what pods need (ServiceAccount, ConfigMap) before the pods. Without
-// Secret hashes (a Secret is missing) the Deployments are left out, so the
-// existing ones keep running as they are.
+// Secret hashes (a Secret is missing) the Deployments are only read, so the
+// existing ones keep running as they are and the status still describes them.
 func planChildren(room *chatrv1.ChatRoom, secretHashes map[chatrv1.Component]string, withDeployments bool) []*slot {
 	cm := buildConfigMap(room)
 	slots := []*slot{
 		serviceAccountSlot(buildServiceAccount(room)),
 		configMapSlot(cm),
 	}
-	if withDeployments {
-		for _, c := range chatrv1.Components {
-			d := buildDeployment(room, c, podHashes{Config: hashKeys(cm.Data, configKeys(c)), Secrets: secretHashes[c]})
-			slots = append(slots, deploymentSlot(d, c))
+	for _, c := range chatrv1.Components {
+		d := buildDeployment(room, c, podHashes{Config: hashKeys(cm.Data, configKeys(c)), Secrets: secretHashes[c]})
+		s := deploymentSlot(d, c)
+		if !withDeployments {
+			s.desired, s.hashInput, s.readOnly = nil, nil, true
 		}
+		slots = append(slots, s)
 	}
 	for _, c := range servedComponents {
 		slots = append(slots, serviceSlot(buildService(room, c)))

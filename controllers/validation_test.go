@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
 	"github.com/chatr-ai/chatr/internal/config"
@@ -144,5 +146,35 @@ func TestCRDDefaultsMatchSetDefaults(t *testing.T) {
 		if p[0] != p[1] {
 			t.Errorf("limit %d: CRD default %v, contract default %v", i, p[0], p[1])
 		}
+	}
+}
+
+// TestCRDShape checks what kubectl shows and what the autoscaler needs:
+// the printer columns, the status subresource and the short name.
+func TestCRDShape(t *testing.T) {
+	needEnv(t)
+	var crd apiextensionsv1.CustomResourceDefinition
+	must(k8s.Get(context.Background(), client.ObjectKey{Name: "chatrooms.chatr.ai"}, &crd))
+	v := crd.Spec.Versions[0]
+	if v.Name != "v1alpha1" || v.Subresources == nil || v.Subresources.Status == nil {
+		t.Fatalf("version %s, subresources %+v", v.Name, v.Subresources)
+	}
+	cols := map[string]string{}
+	for _, c := range v.AdditionalPrinterColumns {
+		cols[c.Name] = c.JSONPath
+	}
+	want := map[string]string{
+		"Ready":       `.status.conditions[?(@.type=="Available")].status`,
+		"Streamers":   ".status.streamers",
+		"Connections": ".status.connections",
+		"Age":         ".metadata.creationTimestamp",
+	}
+	for name, path := range want {
+		if cols[name] != path {
+			t.Errorf("printer column %s = %q, want %q", name, cols[name], path)
+		}
+	}
+	if len(crd.Spec.Names.ShortNames) == 0 || crd.Spec.Names.ShortNames[0] != "room" {
+		t.Errorf("short names %v", crd.Spec.Names.ShortNames)
 	}
 }
