@@ -78,6 +78,15 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t transport) *con
 
 // serveSSE answers GET /api/stream.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// The stream's headers, no body and no connection counted.
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	since, resume := lastEventID(r)
 	t := sseChunked
 	if !r.ProtoAtLeast(1, 1) {

@@ -80,6 +80,20 @@ func TestStreamRawHeaders(t *testing.T) {
 	}
 }
 
+// HEAD /api/stream answers the stream's headers without a body.
+func TestStreamHead(t *testing.T) {
+	r := newRoom(t, "")
+	p := startPod(t, r, "a", nil)
+	resp, err := http.Head(p.url + "/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" || p.srv.Connections() != 0 {
+		t.Fatalf("HEAD: %d %q, %d connections", resp.StatusCode, resp.Header.Get("Content-Type"), p.srv.Connections())
+	}
+}
+
 // rawGet sends a bare HTTP/1.1 GET and returns the response head.
 func rawGet(t *testing.T, base, path string) string {
 	t.Helper()
