@@ -110,7 +110,6 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	problems = append(problems, syncProblems...)
 
 	status := computeStatus(room, desired, deploymentsOf(room, slots), problems)
-	r.recordProblems(room, status)
 	if err := r.updateStatus(ctx, room, status); err != nil {
 		if apierrors.IsConflict(err) && syncErr == nil {
 			// The cached room was older than the one stored (our own last
@@ -120,6 +119,8 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 		return ctrl.Result{}, errors.Join(syncErr, err)
 	}
+	// After the write, so a lost race does not emit the same event twice.
+	r.recordProblems(room, status)
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
 	}
