@@ -26,8 +26,9 @@ services: ## start (or install) PostgreSQL and Redis on this machine
 	@hack/services.sh
 
 .PHONY: test
-test: ## run every test (real PostgreSQL, Redis and kube-apiserver) with -race
+test: ## run every test (real PostgreSQL, Redis, Chromium and kube-apiserver) with -race
 	@hack/services.sh
+	@hack/chromium.sh
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) test $(TESTFLAGS) $(PKGS)
 
 .PHONY: lint
