@@ -106,19 +106,27 @@ type agentHandler func(w http.ResponseWriter, r *http.Request, a store.Agent)
 // authed wraps h: it authenticates the request and records the activity
 // (every authenticated request marks the agent online) before calling h.
 func (s *Server) authed(h agentHandler) http.HandlerFunc {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, a store.Agent) {
+		if err := s.seen(r.Context(), a, time.Now()); err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		h(w, r, a)
+	})
+}
+
+// authenticated wraps h with authentication only: h must record the
+// activity itself, on every path (POST /api/messages does, to send it along
+// with the rate-limit check).
+func (s *Server) authenticated(h agentHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		a, e, err := s.authenticate(ctx, r)
+		a, e, err := s.authenticate(r.Context(), r)
 		if err != nil {
 			s.unavailable(w, r, err)
 			return
 		}
 		if e != nil {
 			httpjson.WriteError(w, e)
-			return
-		}
-		if err := s.seen(ctx, a, time.Now()); err != nil {
-			s.unavailable(w, r, err)
 			return
 		}
 		h(w, r, a)

@@ -419,6 +419,14 @@ func TestPresenceAndAgents(t *testing.T) {
 	if !pgOnline(zed.id) {
 		t.Fatal("Postgres presence copy not updated when the agent came back")
 	}
+	// A valid post refused by the rate limit is activity too.
+	want(t, call(t, ts, "POST", "/api/disconnect", "", amy.bearer()), 200, "")
+	check("zed", 2, 1, 1)
+	want(t, post(t, ts, amy, "still limited"), 429, "")
+	check("amy,zed", 2, 2, 1)
+	if !pgOnline(amy.id) {
+		t.Fatal("Postgres presence copy not updated by a rate-limited post")
+	}
 }
 
 func TestPresenceTimeout(t *testing.T) {

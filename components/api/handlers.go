@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatr-ai/chatr/internal/httpjson"
 	"github.com/chatr-ai/chatr/internal/linkcheck"
 	"github.com/chatr-ai/chatr/internal/model"
@@ -109,19 +111,17 @@ func (s *Server) refund(r *http.Request, d ratelimit.Decision) {
 // limit is touched, so an invalid message (empty, too long, a link from an
 // unverified agent) never uses up the quota; a post that then fails to
 // commit gives its slot back. The limits are the ones of the agent's row as
-// read for this very request.
+// read for this very request. The agent's activity is recorded on every
+// path; for a valid message in the same Redis round trip as the limit check.
 func (s *Server) post(w http.ResponseWriter, r *http.Request, a store.Agent) {
-	var req postRequest
-	if !httpjson.Decode(w, r, &req) {
-		return
-	}
-	content, e := checkContent(req, s.cfg.Limits.MessageMaxChars)
+	ctx, now := r.Context(), time.Now()
+	content, e := s.checkPost(r, a)
 	if e != nil {
+		if err := s.seen(ctx, a, now); err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
 		httpjson.WriteError(w, e)
-		return
-	}
-	if !a.MoltbookVerified && !s.cfg.Limits.AllowUnverifiedLinks && linkcheck.Contains(content) {
-		httpjson.WriteError(w, &httpjson.Error{Status: http.StatusForbidden, Msg: errLinks, Hint: hintLink})
 		return
 	}
 	rule := ratelimit.Rule{Limit: s.cfg.Limits.VerifiedMessages, Window: s.cfg.Limits.VerifiedWindow}
@@ -130,9 +130,14 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, a store.Agent) {
 		rule = ratelimit.Rule{Limit: s.cfg.Limits.UnverifiedMessages, Window: s.cfg.Limits.UnverifiedWindow}
 		limit, hint = "messages_unverified", "Verified agents may post more: verify on Moltbook with POST /api/verify/start"
 	}
-	ctx := r.Context()
-	d, err := s.lim.Allow(ctx, s.key("rl", "msg", a.ID), rule)
+	d, err := s.lim.AllowWith(ctx, s.key("rl", "msg", a.ID), rule, func(p redis.Pipeliner) {
+		s.pres.TouchOn(ctx, p, a.ID, now)
+	})
+	if err == nil {
+		err = s.seenInPostgres(ctx, a, now)
+	}
 	if err != nil {
+		s.refund(r, d)
 		s.unavailable(w, r, err)
 		return
 	}
@@ -147,6 +152,22 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, a store.Agent) {
 		return
 	}
 	httpjson.Write(w, http.StatusOK, postResponse{Success: true, Message: msg})
+}
+
+// checkPost decodes and validates a post: content (400), links (403).
+func (s *Server) checkPost(r *http.Request, a store.Agent) (string, *httpjson.Error) {
+	var req postRequest
+	if e := httpjson.DecodeError(r, &req); e != nil {
+		return "", e
+	}
+	content, e := checkContent(req, s.cfg.Limits.MessageMaxChars)
+	if e != nil {
+		return "", e
+	}
+	if !a.MoltbookVerified && !s.cfg.Limits.AllowUnverifiedLinks && linkcheck.Contains(content) {
+		return "", &httpjson.Error{Status: http.StatusForbidden, Msg: errLinks, Hint: hintLink}
+	}
+	return content, nil
 }
 
 // messageLimitError says which limit was hit: "Too many messages: 1 per 5

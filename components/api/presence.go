@@ -25,6 +25,11 @@ func (s *Server) seen(ctx context.Context, a store.Agent, now time.Time) error {
 	if err := s.pres.Touch(ctx, a.ID, now); err != nil {
 		return err
 	}
+	return s.seenInPostgres(ctx, a, now)
+}
+
+// seenInPostgres is the throttled Postgres half of seen.
+func (s *Server) seenInPostgres(ctx context.Context, a store.Agent, now time.Time) error {
 	if a.Online && a.LastSeen != nil && now.Sub(*a.LastSeen) < seenWriteEvery {
 		return nil
 	}

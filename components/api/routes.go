@@ -30,7 +30,7 @@ func (s *Server) buildRoutes() map[string]*route {
 		h            http.Handler
 	}{
 		{"POST", "/api/register", http.HandlerFunc(s.register)},
-		{"POST", "/api/messages", s.authed(s.post)},
+		{"POST", "/api/messages", s.authenticated(s.post)},
 		{"GET", "/api/messages", http.HandlerFunc(s.listMessages)},
 		{"POST", "/api/heartbeat", s.authed(s.heartbeat)},
 		{"POST", "/api/disconnect", s.authed(s.disconnect)},

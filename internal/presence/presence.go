@@ -32,11 +32,17 @@ func (p *Presence) Timeout() time.Duration { return p.timeout }
 
 // Touch marks agent id as seen at t (never moving its last-seen backwards).
 func (p *Presence) Touch(ctx context.Context, id string, t time.Time) error {
-	err := p.rdb.ZAddGT(ctx, p.key, redis.Z{Score: float64(t.UnixMilli()), Member: id}).Err()
-	if err != nil {
+	if err := p.TouchOn(ctx, p.rdb, id, t).Err(); err != nil {
 		return fmt.Errorf("while marking agent %s online: %w", id, err)
 	}
 	return nil
+}
+
+// TouchOn is Touch sent through c, typically a pipeline, so that recording
+// activity shares a round trip with other commands (the API sends it with
+// the message rate-limit check). It is idempotent.
+func (p *Presence) TouchOn(ctx context.Context, c redis.Cmdable, id string, t time.Time) *redis.IntCmd {
+	return c.ZAddGT(ctx, p.key, redis.Z{Score: float64(t.UnixMilli()), Member: id})
 }
 
 // TouchMany restores several agents at once (rebuilding from Postgres).

@@ -42,7 +42,9 @@ import (
 // frees (0 when allowed)}. Milliseconds keep every number within the 14
 // significant digits Lua 5.1 prints when it hands numbers to Redis commands.
 // Calling TIME before writing needs Redis 5 or later (effects replication).
-var script = redis.NewScript(`
+var script = redis.NewScript(scriptSource)
+
+const scriptSource = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit = tonumber(ARGV[1])
@@ -60,7 +62,7 @@ local e = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORE
 local retry = tonumber(e[2]) + window - now
 if retry < 1 then retry = 1 end
 return {0, count, retry}
-`)
+`
 
 // Rule is a limit: at most Limit events in any Window.
 type Rule struct {
@@ -96,17 +98,20 @@ type Decision struct {
 // Limiter checks and takes slots. It is safe for concurrent use; create one
 // per process and share it.
 type Limiter struct {
-	rdb  redis.Cmdable
-	node string
-	seq  atomic.Uint64
+	rdb    redis.Cmdable
+	script *redis.Script
+	node   string
+	seq    atomic.Uint64
 }
 
 // New returns a Limiter over rdb (a *redis.Client, or a cluster client: each
 // script touches one key).
-func New(rdb redis.Cmdable) *Limiter {
+func New(rdb redis.Cmdable) *Limiter { return newLimiter(rdb, script) }
+
+func newLimiter(rdb redis.Cmdable, sc *redis.Script) *Limiter {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &Limiter{rdb: rdb, node: hex.EncodeToString(b[:])}
+	return &Limiter{rdb: rdb, script: sc, node: hex.EncodeToString(b[:])}
 }
 
 // ErrRule is returned for a rule that cannot be enforced.
@@ -114,18 +119,50 @@ var ErrRule = errors.New("invalid rate-limit rule")
 
 // Allow takes a slot of key under rule if one is free.
 func (l *Limiter) Allow(ctx context.Context, key string, rule Rule) (Decision, error) {
+	return l.AllowWith(ctx, key, rule, nil)
+}
+
+// AllowWith is Allow sending more commands in the same round trip: queue
+// adds them to the pipeline after the check (the API records the agent's
+// activity this way). They run whether or not the slot is taken, and they
+// may run twice — the pipeline is sent again if Redis had lost the script
+// (a restart) — so they must be idempotent. If only a queued command fails,
+// the Decision is returned with the error, so that the caller can refund a
+// slot it will not use.
+func (l *Limiter) AllowWith(ctx context.Context, key string, rule Rule, queue func(redis.Pipeliner)) (Decision, error) {
 	if err := rule.Validate(); err != nil {
 		return Decision{}, fmt.Errorf("%w for %s: %v", ErrRule, key, err)
 	}
 	// The member only needs to be unique: this process's random id and a counter.
 	member := l.node + ":" + strconv.FormatUint(l.seq.Add(1), 36)
-	window := rule.Window.Milliseconds()
-	res, err := script.Run(ctx, l.rdb, []string{key}, rule.Limit, window, member).Int64Slice()
-	if err != nil {
-		return Decision{}, fmt.Errorf("while checking rate limit %s: %w", key, err)
+	keys, args := []string{key}, []any{rule.Limit, rule.Window.Milliseconds(), member}
+	var cmd *redis.Cmd
+	var sideErr error
+	for attempt := 0; ; attempt++ {
+		pipe := l.rdb.Pipeline()
+		cmd = l.script.EvalSha(ctx, pipe, keys, args...)
+		if queue != nil {
+			queue(pipe)
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == 0 && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			if err := l.script.Load(ctx, l.rdb).Err(); err != nil {
+				return Decision{}, fmt.Errorf("while loading the rate-limit script: %w", err)
+			}
+			continue
+		}
+		if cmd.Err() != nil {
+			return Decision{}, fmt.Errorf("while checking rate limit %s: %w", key, err)
+		}
+		sideErr = fmt.Errorf("while checking rate limit %s: a command sent with it failed: %w", key, err)
+		break
 	}
-	if len(res) != 3 {
-		return Decision{}, fmt.Errorf("while checking rate limit %s: unexpected reply %v", key, res)
+	res, err := cmd.Int64Slice()
+	if err != nil || len(res) != 3 {
+		return Decision{}, fmt.Errorf("while checking rate limit %s: unexpected reply %v (%v)", key, res, err)
 	}
 	d := Decision{Allowed: res[0] == 1, Count: int(res[1]), key: key}
 	if d.Allowed {
@@ -134,7 +171,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, rule Rule) (Decision, e
 		d.RetryAfter = time.Duration(res[2]) * time.Millisecond
 	}
 	d.Remaining = max(rule.Limit-d.Count, 0)
-	return d, nil
+	return d, sideErr
 }
 
 // Refund gives back the slot an allowed Decision took, for an event that did
