@@ -590,14 +590,22 @@ func TestConditionsFollowDeploymentStatus(t *testing.T) {
 	wantCondition(t, room, chatrv1.ConditionDegraded, metav1.ConditionTrue, chatrv1.ReasonComponentUnavailable)
 	wantCondition(t, room, chatrv1.ConditionAvailable, metav1.ConditionTrue, chatrv1.ReasonAvailable)
 
-	// A status that did not change is not written again.
+	// A reconcile that finds nothing new writes nothing: a label someone
+	// adds to a Deployment wakes the reconciler (and is kept). (Not an
+	// annotation: that bumps a Deployment's generation, a real change.)
 	must(get(room))
-	rv := room.ResourceVersion
-	setDeploymentStatus(t, api, healthy(2)) // same as before: a no-op reconcile
+	rv, beforeStatus := room.ResourceVersion, room.Status
+	must(get(api))
+	api.Labels["example.com/note"] = "hello"
+	must(k8s.Update(context.Background(), api))
 	consistently(t, "status unchanged", time.Second, func() error {
 		must(get(room))
 		if room.ResourceVersion != rv {
-			return fmt.Errorf("room rewritten: resourceVersion %s -> %s", rv, room.ResourceVersion)
+			return fmt.Errorf("room rewritten: resourceVersion %s -> %s:\n before %+v\n after  %+v", rv, room.ResourceVersion, beforeStatus, room.Status)
+		}
+		must(get(api))
+		if api.Labels["example.com/note"] != "hello" {
+			return fmt.Errorf("someone else's label removed")
 		}
 		return nil
 	})

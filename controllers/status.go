@@ -80,7 +80,7 @@ func computeStatus(room, desired *chatrv1.ChatRoom, deps map[chatrv1.Component]*
 	if len(rolling) > 0 {
 		set(chatrv1.ConditionProgressing, true, chatrv1.ReasonRollingOut, "rolling out: "+strings.Join(rolling, ", "))
 	} else {
-		set(chatrv1.ConditionProgressing, false, chatrv1.ReasonRolledOut, "every Deployment runs its current pod template")
+		set(chatrv1.ConditionProgressing, false, chatrv1.ReasonRolledOut, "no rollout in progress")
 	}
 
 	problems = dedupe(problems)

@@ -518,4 +518,13 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 	case <-time.After(20 * time.Second):
 		t.Errorf("operator did not stop within 20s of SIGTERM")
 	}
+	// It handed the lease over on the way out, so another replica leads at
+	// once instead of waiting for the lease to expire.
+	var lease coordinationv1.Lease
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "chatr-operator.chatr.ai"}, &lease); err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
+		t.Errorf("lease still held by %q after a clean stop", *h)
+	}
 }
