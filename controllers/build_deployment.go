@@ -207,6 +207,8 @@ func buildEnv(room *chatrv1.ChatRoom, c chatrv1.Component) []corev1.EnvVar {
 	return env
 }
 
+// isEmptyResources reports whether the spec left resources unset, so the
+// operator's defaults apply (a room without requests would be scheduled blind).
 func isEmptyResources(r corev1.ResourceRequirements) bool {
 	return len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0
 }

@@ -152,6 +152,7 @@ type problem struct {
 	reason, message string
 }
 
+// hasReason reports whether any problem has that reason.
 func hasReason(ps []problem, reason string) bool {
 	return slices.ContainsFunc(ps, func(p problem) bool { return p.reason == reason })
 }
@@ -200,6 +201,7 @@ func (r *ChatRoomReconciler) waitForSecrets(ctx context.Context, room *chatrv1.C
 	return hashes, dedupe(problems), nil
 }
 
+// dedupe drops repeated problems (two refs to one missing Secret), keeping order.
 func dedupe(ps []problem) []problem {
 	var out []problem
 	for _, p := range ps {

@@ -215,6 +215,7 @@ func metav1IsControlledBy(obj client.Object, room *chatrv1.ChatRoom) bool {
 	return metav1.IsControlledBy(obj, room)
 }
 
+// setAnnotation sets one annotation, creating the map when needed.
 func setAnnotation(obj client.Object, k, v string) {
 	a := obj.GetAnnotations()
 	if a == nil {

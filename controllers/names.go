@@ -102,6 +102,8 @@ func formatDuration(d *metav1.Duration, def time.Duration) string {
 	return d.Duration.String()
 }
 
+// itoa formats a count for a ConfigMap value.
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
 
+// ptr returns a pointer to v, for the API's optional fields.
 func ptr[T any](v T) *T { return &v }

@@ -181,6 +181,7 @@ func deploymentProblems(c chatrv1.Component, d *appsv1.Deployment) []problem {
 	return ps
 }
 
+// contains reports whether x is in xs.
 func contains(xs []string, x string) bool {
 	for _, v := range xs {
 		if v == x {
@@ -190,6 +191,7 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
+// truncate keeps a condition message under the API's 32768-byte limit.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -158,6 +158,7 @@ func defaultSchema(namespace, name string) string {
 	return "chatr_" + s + "_" + hex.EncodeToString(sum[:4])
 }
 
+// setIfEmpty sets *p to v when *p is the zero value (an unset field).
 func setIfEmpty[T comparable](p *T, v T) {
 	var zero T
 	if *p == zero {
@@ -165,18 +166,22 @@ func setIfEmpty[T comparable](p *T, v T) {
 	}
 }
 
+// setIfNil points *p at v when the optional field is unset.
 func setIfNil[T any](p **T, v T) {
 	if *p == nil {
 		*p = &v
 	}
 }
 
+// setDurIfNil sets an unset duration field to d.
 func setDurIfNil(p **metav1.Duration, d time.Duration) {
 	if *p == nil {
 		*p = dur(d)
 	}
 }
 
+// dur wraps d for the API.
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 
+// ptr returns a pointer to v.
 func ptr[T any](v T) *T { return &v }

@@ -140,6 +140,7 @@ func (r *ChatRoom) PublicURL() string {
 	return "http://" + in.Host + "/"
 }
 
+// keyOr returns k, or def when the (not yet defaulted) key is empty.
 func keyOr(k, def string) string {
 	if k == "" {
 		return def
