@@ -314,3 +314,37 @@ func TestCloseCommitsQueuedPosts(t *testing.T) {
 	_ = srv.rdb.Close()
 	srv.st.Close()
 }
+
+// Run rebuilds presence as soon as it starts (a pod starting after a Redis
+// restart) and stops cleanly with its context.
+func TestRunRebuildsAtStart(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	srv, ts := testServer(t, cfg)
+	a := register(t, ts, "survivor")
+	want(t, call(t, ts, "POST", "/api/heartbeat", "", a.bearer()), 200, "")
+	rdb := testenv.Redis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	rdb.Del(ctx, bus.Key(cfg.Common.Schema, "presence"))
+	if n := onlineNames(t, ts); n != "" {
+		t.Fatalf("online after the loss: %q", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for onlineNames(t, ts) != "survivor" {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not rebuild presence")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop with its context")
+	}
+}
