@@ -77,6 +77,7 @@ type Ingress struct {
 	routes []Route
 	log    *slog.Logger
 	proxy  *httputil.ReverseProxy
+	tr     *http.Transport
 
 	mu       sync.RWMutex
 	backends [][]backend // per route
@@ -120,7 +121,9 @@ func NewIngress(cfg *rest.Config, namespace string, runner *Runner, routes []Rou
 		rr:       make([]atomic.Uint64, len(rs)),
 		trigger:  make(chan struct{}, 1),
 	}
+	in.tr = http.DefaultTransport.(*http.Transport).Clone()
 	in.proxy = &httputil.ReverseProxy{
+		Transport: in.tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			b := pr.In.Context().Value(backendKey{}).(backend)
 			pr.SetURL(&url.URL{Scheme: "http", Host: b.addr})
@@ -183,7 +186,10 @@ func (in *Ingress) Start(addr string) error {
 			case <-in.trigger:
 			case <-t.C:
 			}
-			if err := in.refresh(in.ctx); err != nil && in.ctx.Err() == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := in.refresh(ctx)
+			cancel()
+			if err != nil && in.ctx.Err() == nil {
 				in.log.Warn("refresh", "err", err)
 			}
 		}
@@ -206,6 +212,7 @@ func (in *Ingress) Close() error {
 	in.cancel()
 	err := in.srv.Close()
 	in.wg.Wait()
+	in.tr.CloseIdleConnections()
 	return err
 }
 
@@ -270,8 +277,20 @@ func (in *Ingress) refresh(ctx context.Context) error {
 	}
 	table := make([][]backend, len(in.routes))
 	var errs []error
+	type resolved struct {
+		sel  labels.Selector
+		port intstr.IntOrString
+		err  error
+	}
+	seen := map[string]resolved{} // routes share backends
 	for i, rt := range in.routes {
-		sel, port, err := in.resolve(ctx, rt)
+		key := rt.Backend + "\x00" + rt.Port.String()
+		res, ok := seen[key]
+		if !ok {
+			res.sel, res.port, res.err = in.resolve(ctx, rt)
+			seen[key] = res
+		}
+		sel, port, err := res.sel, res.port, res.err
 		if err != nil {
 			errs = append(errs, fmt.Errorf("route %s: %w", rt.Prefix, err))
 			continue

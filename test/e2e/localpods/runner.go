@@ -339,6 +339,34 @@ func (r *Runner) Addr(pod string, containerPort int32) (string, bool) {
 	return net.JoinHostPort(PodIP, fmt.Sprint(lp)), true
 }
 
+// WaitReady waits until the Deployment has exactly n pods, none of them
+// terminating, all running and Ready as the runner sees them (the Pods'
+// status in the API follows within one write).
+func (r *Runner) WaitReady(ctx context.Context, deployment string, n int) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		count, settled := 0, true
+		for _, p := range r.Pods() {
+			if p.Deployment != deployment {
+				continue
+			}
+			if p.Terminating || !p.Ready {
+				settled = false
+			}
+			count++
+		}
+		if settled && count == n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localpods: %s: %d pods (want %d ready, none terminating): %w", deployment, count, n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // History returns every process that has ended, oldest first.
 func (r *Runner) History() []ProcessExit {
 	r.mu.Lock()
@@ -363,7 +391,12 @@ func (r *Runner) loop() {
 		case <-r.trigger:
 		case <-t.C:
 		}
-		if err := r.reconcile(r.loopCtx); err != nil && r.loopCtx.Err() == nil {
+		// API calls finish even when Stop begins (they use apiCtx, cancelled
+		// last); the loop then ends.
+		ctx, cancel := context.WithTimeout(r.apiCtx, 30*time.Second)
+		err := r.reconcile(ctx)
+		cancel()
+		if err != nil && r.loopCtx.Err() == nil {
 			r.log.Warn("reconcile", "err", err)
 		}
 	}

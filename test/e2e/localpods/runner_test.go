@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -457,6 +458,16 @@ func TestTemplateChangeRolls(t *testing.T) {
 	if minReady < 2 {
 		t.Errorf("ready pods dropped to %d during the rollout", minReady)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitReady(ctx, "roll", 2); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelShort()
+	if err := r.WaitReady(short, "roll", 3); err == nil {
+		t.Fatal("WaitReady for 3 of 2 pods returned nil")
+	}
 	for _, p := range waitReady(t, r, ns, "roll", 2) {
 		if _, env := podEnv(t, p); env["VERSION"] != "2" {
 			t.Errorf("pod %s VERSION=%q", p.Name, env["VERSION"])
@@ -596,5 +607,57 @@ func TestRecreateStopsOldPodsFirst(t *testing.T) {
 		if h := historyOf(r, p.Name); len(h) != 1 || h[0].Reason != "rollout" {
 			t.Errorf("old pod %s history %+v", p.Name, h)
 		}
+	}
+}
+
+// A pod spec shaped like the operator's (service account, security
+// contexts, volumes, spread constraints, startup and liveness probes, a
+// preStop sleep) runs, and the preStop sleep comes before SIGTERM.
+func TestOperatorShapedPodWithPreStop(t *testing.T) {
+	needEnv(t)
+	ns := newNamespace(t)
+	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "room-chatr"}})
+	d := fakeDeployment(ns, "shaped", 1)
+	yes, no, uid := true, false, int64(65532)
+	spec := &d.Spec.Template.Spec
+	spec.ServiceAccountName = "room-chatr"
+	spec.AutomountServiceAccountToken = &no
+	spec.EnableServiceLinks = &no
+	spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid,
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: corev1.LabelHostname,
+		WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: d.Spec.Selector}}
+	ctr := &spec.Containers[0]
+	ctr.Env = append(ctr.Env, corev1.EnvVar{Name: "SA", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.serviceAccountName"}}})
+	ctr.SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
+		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+	ctr.VolumeMounts = []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	probe := func(path string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("admin")}}}
+	}
+	ctr.StartupProbe, ctr.LivenessProbe = probe("/healthz"), probe("/healthz")
+	ctr.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}}}
+	create(t, d)
+	r := startRunner(t, ns, Options{})
+	p := waitReady(t, r, ns, "shaped", 1)[0]
+	if _, env := podEnv(t, p); env["SA"] != "room-chatr" {
+		t.Errorf("SA = %q", env["SA"])
+	}
+
+	scaled := time.Now()
+	scale(t, ns, "shaped", 0)
+	eventually(t, 10*time.Second, "stopped", func() error {
+		if h := historyOf(r, p.Name); len(h) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	h := historyOf(r, p.Name)[0]
+	if wait := h.TermSent.Sub(scaled); wait < time.Second {
+		t.Errorf("SIGTERM %s after the scale-down; the preStop sleep is 1s", wait)
+	}
+	if h.Killed || h.ExitCode != 0 {
+		t.Errorf("history %+v", h)
 	}
 }
