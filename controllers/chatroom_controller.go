@@ -67,15 +67,20 @@ type ChatRoomReconciler struct {
 	ConflictRetry time.Duration
 }
 
+// RBAC, least privilege: the reconciler creates and patches its children
+// (never updates them whole), deletes only an Ingress dropped from the spec,
+// reads Secrets, and patches room status. "update" on chatrooms/finalizers is
+// what setting blockOwnerDeletion on a child's owner reference requires.
+//
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms,verbs=get;list;watch
-// +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/status,verbs=get;patch
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 

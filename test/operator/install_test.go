@@ -495,6 +495,25 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		}
 		return nil
 	})
+	// A spec change makes it patch children, with the same RBAC.
+	eventually(t, "room spec changed", 10*time.Second, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(room), room); err != nil {
+			return err
+		}
+		room.Spec.Limits.MessageMaxChars++
+		return k8s.Update(context.Background(), room)
+	})
+	want := fmt.Sprint(room.Spec.Limits.MessageMaxChars)
+	eventually(t, "children patched after the spec change", 30*time.Second, func() error {
+		var cm corev1.ConfigMap
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: roomNamespace, Name: roomName + "-config"}, &cm); err != nil {
+			return err
+		}
+		if cm.Data["CHATR_MESSAGE_MAX_CHARS"] != want {
+			return fmt.Errorf("CHATR_MESSAGE_MAX_CHARS = %q, want %s", cm.Data["CHATR_MESSAGE_MAX_CHARS"], want)
+		}
+		return nil
+	})
 	eventually(t, "reconcile metrics", 10*time.Second, func() error {
 		body, err := httpGet("http://" + metricsAddr + "/metrics")
 		if err != nil {
