@@ -613,6 +613,7 @@ func TestConditionsFollowDeploymentStatus(t *testing.T) {
 
 func TestTwoRoomsInOneNamespaceDoNotCollide(t *testing.T) {
 	needEnv(t)
+	ctx := context.Background()
 	ns := newNamespace(t)
 	createSecrets(t, ns, "a")
 	createSecrets(t, ns, "b")
@@ -675,6 +676,32 @@ func TestTwoRoomsInOneNamespaceDoNotCollide(t *testing.T) {
 	if b.Generation != gen || b.Spec.Template.Spec.Containers[0].Image != "ghcr.io/chatr-ai/chatr:test" {
 		t.Errorf("beta's api changed with alpha's spec")
 	}
+
+	// A Secret two rooms share rolls both, and only them.
+	hash := func(r *chatrv1.ChatRoom) string {
+		d := deployment(r, chatrv1.ComponentAPI)
+		must(get(d))
+		return d.Spec.Template.Annotations[annotationSecretsHash]
+	}
+	h := map[string]string{}
+	for _, r := range []*chatrv1.ChatRoom{alpha, beta, alphaAPI} {
+		h[r.Name] = hash(r)
+	}
+	shared := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "b-pg"}}
+	must(get(shared))
+	shared.Data["url"] = []byte("postgres://other")
+	must(k8s.Update(ctx, shared))
+	for _, r := range []*chatrv1.ChatRoom{beta, alphaAPI} {
+		eventually(t, r.Name+" rolls on the shared Secret", func() error {
+			if hash(r) == h[r.Name] {
+				return fmt.Errorf("secrets hash unchanged")
+			}
+			return nil
+		})
+	}
+	if hash(alpha) != h[alpha.Name] {
+		t.Errorf("alpha rolled on a Secret it does not read")
+	}
 }
 
 func TestRefusesToAdoptObjectsItDoesNotOwn(t *testing.T) {
@@ -695,6 +722,15 @@ func TestRefusesToAdoptObjectsItDoesNotOwn(t *testing.T) {
 	}
 	must(k8s.Create(ctx, labelled))
 
+	// An Ingress with the room's Ingress name, which the room (without
+	// spec.ingress) does not want: it must be neither deleted nor reported.
+	foreignIngress := &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamma", Labels: map[string]string{chatrv1.LabelManagedBy: chatrv1.ManagerName}},
+		Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+			Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
+	}
+	must(k8s.Create(ctx, foreignIngress))
+
 	room := newRoom(ns, "gamma", "s")
 	createRoom(t, room)
 	wantCondition(t, room, chatrv1.ConditionDegraded, metav1.ConditionTrue, chatrv1.ReasonNotOwned)
@@ -702,6 +738,9 @@ func TestRefusesToAdoptObjectsItDoesNotOwn(t *testing.T) {
 	msg := condition(room, chatrv1.ConditionDegraded).Message
 	if !strings.Contains(msg, `Service "gamma-api"`) || !strings.Contains(msg, `ConfigMap "gamma-config"`) {
 		t.Errorf("degraded message %q does not name both objects", msg)
+	}
+	if strings.Contains(msg, "Ingress") {
+		t.Errorf("an unwanted Ingress is reported: %q", msg)
 	}
 	eventually(t, "warning event", func() error {
 		ev := roomEvents(t, room)[chatrv1.ReasonNotOwned]
@@ -716,7 +755,7 @@ func TestRefusesToAdoptObjectsItDoesNotOwn(t *testing.T) {
 		if len(theirs.OwnerReferences) != 0 || theirs.Spec.Ports[0].Name != "web" || len(labelled.OwnerReferences) != 0 || labelled.Data["mine"] != "yes" {
 			return fmt.Errorf("adopted or changed: %+v %+v", theirs.ObjectMeta, labelled.Data)
 		}
-		return nil
+		return get(foreignIngress)
 	})
 
 	// Once the conflict is gone, the room completes.
