@@ -74,14 +74,17 @@ func wantCondition(t *testing.T, room *chatrv1.ChatRoom, typ string, s metav1.Co
 	})
 }
 
-// createRoom creates the room and waits until every Deployment exists.
+// createRoom creates the room and waits until every child exists.
 func createRoom(t *testing.T, room *chatrv1.ChatRoom) {
 	t.Helper()
 	if err := k8s.Create(context.Background(), room); err != nil {
 		t.Fatalf("creating room: %v", err)
 	}
-	for _, c := range chatrv1.Components {
-		eventually(t, "deployment "+string(c)+" created", func() error { return get(deployment(room, c)) })
+	for _, obj := range childObjects(room) {
+		if _, ok := obj.(*networkingv1.Ingress); ok && room.Spec.Ingress == nil {
+			continue
+		}
+		eventually(t, kindOf(obj)+" "+obj.GetName()+" created", func() error { return get(obj) })
 	}
 }
 
