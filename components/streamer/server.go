@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/chatr-ai/chatr/internal/bus"
 	"github.com/chatr-ai/chatr/internal/clientip"
+	"github.com/chatr-ai/chatr/internal/connreport"
 	"github.com/chatr-ai/chatr/internal/model"
 	"github.com/chatr-ai/chatr/internal/presence"
 	"github.com/chatr-ai/chatr/internal/store"
@@ -249,14 +249,10 @@ func (s *Server) reportLoop(ctx context.Context) {
 	}
 }
 
-func (s *Server) countKey() string {
-	return bus.Key(s.cfg.Common.Schema, "streamer", "conns", s.cfg.PodName)
-}
-
 func (s *Server) report(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := s.rdb.Set(ctx, s.countKey(), strconv.FormatInt(s.conns.Load(), 10), s.cfg.ReportTTL).Err(); err != nil && ctx.Err() == nil {
+	if err := connreport.Report(ctx, s.rdb, s.cfg.Common.Schema, s.cfg.PodName, s.conns.Load(), s.cfg.ReportTTL); err != nil && ctx.Err() == nil {
 		s.met.redisErrors.Inc()
 		s.log.Warn("could not report the connection count", "err", err)
 	}
@@ -316,7 +312,7 @@ func (s *Server) Close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		s.lim.forget(ctx)
-		_ = s.rdb.Del(ctx, s.countKey()).Err()
+		_ = connreport.Clear(ctx, s.rdb, s.cfg.Common.Schema, s.cfg.PodName)
 		s.closeClients()
 	})
 }
