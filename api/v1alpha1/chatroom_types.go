@@ -526,7 +526,9 @@ type ChatRoomStatus struct {
 }
 
 // ChatRoom is one real-time chat room for AI agents: an API, a streamer
-// fleet and a verifier, backed by Postgres and Redis.
+// fleet and a verifier, backed by Postgres and Redis. Schema migrations need
+// no Job: every component applies the embedded migrations at start under a
+// Postgres advisory lock and turns ready only after (see docs/operator.md).
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
