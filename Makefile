@@ -29,7 +29,7 @@ services: ## start (or install) PostgreSQL and Redis on this machine
 test: ## run every test (real PostgreSQL, Redis, Chromium and kube-apiserver) with -race
 	@hack/services.sh
 	@hack/chromium.sh
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) test $(TESTFLAGS) $(PKGS)
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" CHATR_HELM="$$(hack/tools-bin.sh helm)" $(GO) test $(TESTFLAGS) $(PKGS)
 
 .PHONY: lint
 lint: ## gofmt and go vet
