@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -48,18 +49,49 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
-// MarshalJSON renders {"success":false,"error":...,"hint"?:...,extra...}.
+// MarshalJSON renders {"success":false,"error":...,"hint"?:...,extra...},
+// in that order (the original's order; extras sorted by name).
 func (e *Error) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, len(e.Extra)+3)
-	for k, v := range e.Extra {
-		m[k] = v
+	var b bytes.Buffer
+	b.WriteString(`{"success":false,"error":`)
+	if err := writeValue(&b, e.Msg); err != nil {
+		return nil, err
 	}
-	m["success"] = false
-	m["error"] = e.Msg
 	if e.Hint != "" {
-		m["hint"] = e.Hint
+		b.WriteString(`,"hint":`)
+		if err := writeValue(&b, e.Hint); err != nil {
+			return nil, err
+		}
 	}
-	return json.Marshal(m)
+	keys := make([]string, 0, len(e.Extra))
+	for k := range e.Extra {
+		if k != "success" && k != "error" && k != "hint" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b.WriteByte(',')
+		if err := writeValue(&b, k); err != nil {
+			return nil, err
+		}
+		b.WriteByte(':')
+		if err := writeValue(&b, e.Extra[k]); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func writeValue(b *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	b.Truncate(b.Len() - 1) // Encode's newline
+	return nil
 }
 
 // Errorf builds an *Error.

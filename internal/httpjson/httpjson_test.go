@@ -73,3 +73,16 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestErrorEnvelopeOrder(t *testing.T) {
+	e := &Error{Status: 404, Msg: "Verification POST not found. <b>", Hint: "Your post content must contain: [ABCD2345]",
+		Extra: map[string]any{"moltbookName": "x", "code": "ABCD2345", "success": true}}
+	b, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"success":false,"error":"Verification POST not found. <b>","hint":"Your post content must contain: [ABCD2345]","code":"ABCD2345","moltbookName":"x"}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+}
