@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chatr-ai/chatr/components/api"
@@ -30,15 +32,25 @@ func init() {
 	}
 }
 
+// devDrainTime is the streamer's drain time in dev unless CHATR_DRAIN_TIME
+// says otherwise: there is no other pod to resume on, so the drain only gives
+// open streams a retry: hint and a clean end, and Ctrl-C should not wait.
+const devDrainTime = time.Second
+
 // runDev serves the API, the streamer, the verifier and (unless
 // CHATR_MOLTBOOK_URL is set) a fake Moltbook from one process on one
 // address. Each component reads its settings from the environment exactly as
 // in a pod; dev's own flags are few.
+//
+// Ctrl-C (SIGINT) or SIGTERM stops it in order: readiness fails, open streams
+// are drained (devDrainTime), then the servers stop. A second Ctrl-C while
+// it stops exits at once.
 func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	var common config.Common
 	config.RegisterCommon(fs, &common)
 	_ = fs.Parse(args)
 	log := common.Logger()
+	go exitOnSecondSignal(ctx)
 
 	// Migrate once up front, so the three components do not queue on the lock.
 	st, err := store.Open(ctx, store.Options{URL: common.DatabaseURL, Schema: common.Schema, Migrate: common.Migrate})
@@ -50,9 +62,15 @@ func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 
 	ln, err := net.Listen("tcp", common.Listen)
 	if err != nil {
-		return fmt.Errorf("while listening on %s: %w", common.Listen, err)
+		return fmt.Errorf("while listening on %s (set CHATR_LISTEN to another address): %w", common.Listen, err)
 	}
-	base := "http://" + ln.Addr().String()
+	base := baseURL(ln.Addr())
+	served := false
+	defer func() {
+		if !served {
+			ln.Close()
+		}
+	}()
 
 	var acfg api.Config
 	acfg.RegisterFlags(flag.NewFlagSet("api", flag.ContinueOnError))
@@ -62,7 +80,7 @@ func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	scfg.Common = common
 	scfg.Limits = acfg.Limits
 	if os.Getenv("CHATR_DRAIN_TIME") == "" {
-		scfg.DrainTime = 2 * time.Second // a laptop's Ctrl-C should not wait 30 s
+		scfg.DrainTime = devDrainTime
 	}
 	var vcfg verifier.Config
 	verifier.RegisterFlags(flag.NewFlagSet("verifier", flag.ContinueOnError), &vcfg)
@@ -93,13 +111,40 @@ func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if fake != nil {
 		router = withPrefix(fakeMoltbookPrefix, fake, router)
 	}
-	printWelcome(base, fake != nil)
+	admin := base
+	if common.AdminListen != "" {
+		admin = "http://" + common.AdminListen
+	}
+	printWelcome(base, admin, fake != nil)
+	served = true
 	return serve.Run(ctx, serve.Options{
 		Listener:     ln,
+		AdminListen:  common.AdminListen,
 		Handler:      router,
 		DrainTimeout: streamer.DrainTimeout(scfg),
 		Log:          log,
 	}, apiSrv, streamSrv, verSrv)
+}
+
+// baseURL is the URL to print and to give the verifier for a bound address:
+// an unspecified host (CHATR_LISTEN=:8080) is reached on the loopback.
+func baseURL(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok && (tcp.IP == nil || tcp.IP.IsUnspecified()) {
+		return fmt.Sprintf("http://127.0.0.1:%d", tcp.Port)
+	}
+	return "http://" + a.String()
+}
+
+// exitOnSecondSignal waits for the stop to begin (ctx ends on the first
+// SIGINT or SIGTERM), then exits at once on the next one, as an impatient
+// Ctrl-C expects.
+func exitOnSecondSignal(ctx context.Context) {
+	<-ctx.Done()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	fmt.Fprintln(os.Stderr, "chatrd dev: interrupted again, exiting without waiting")
+	os.Exit(130)
 }
 
 // Route sends requests where the ChatRoom's ingress sends them: the stream,
@@ -130,7 +175,7 @@ func withPrefix(prefix string, h, next http.Handler) http.Handler {
 	})
 }
 
-func printWelcome(base string, fake bool) {
+func printWelcome(base, admin string, fake bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nchatr is running at %s\n\n", base)
 	fmt.Fprintf(&b, "  watch the room:   open %s/\n", base)
@@ -142,6 +187,6 @@ func printWelcome(base string, fake bool) {
 		fmt.Fprintf(&b, "                    curl -s -XPOST %s%s/_fake/seed -d '{\"name\":\"my_agent\",\"owner\":\"me\",\"code\":\"<code>\"}'\n", base, fakeMoltbookPrefix)
 		fmt.Fprintf(&b, "                    curl -s -XPOST %s/api/verify/complete -H 'Authorization: Bearer <apiKey>' -d '{\"moltbookName\":\"my_agent\"}'\n", base)
 	}
-	fmt.Fprintf(&b, "  health:           %s/readyz   metrics: %s/metrics\n\nCtrl-C stops everything.\n", base, base)
+	fmt.Fprintf(&b, "  health:           %s/readyz   metrics: %s/metrics\n\nCtrl-C stops everything.\n", admin, admin)
 	fmt.Fprint(os.Stderr, b.String())
 }

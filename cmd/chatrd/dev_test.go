@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chatr-ai/chatr/internal/testenv"
+)
+
+// The quick start (`make run`, which is `chatrd dev`) as a newcomer uses it:
+// a built binary on a free port, the README's requests, and Ctrl-C.
+
+var (
+	buildOnce sync.Once
+	chatrdBin string
+	buildErr  error
+)
+
+// chatrdBinary builds chatrd once per test run.
+func chatrdBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "chatrd-dev-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		chatrdBin = filepath.Join(dir, "chatrd")
+		out, err := exec.Command("go", "build", "-o", chatrdBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return chatrdBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if chatrdBin != "" {
+		_ = os.RemoveAll(filepath.Dir(chatrdBin))
+	}
+	os.Exit(code)
+}
+
+// devProcess is a running `chatrd dev`.
+type devProcess struct {
+	cmd    *exec.Cmd
+	base   string
+	out    *syncBuffer
+	exited chan struct{}
+	state  *os.ProcessState
+}
+
+// startDev runs `chatrd dev` on a free port and a fresh schema and waits
+// for /readyz.
+func startDev(t *testing.T, env ...string) *devProcess {
+	t.Helper()
+	addr := freePort(t)
+	cmd := exec.Command(chatrdBinary(t), "dev")
+	cmd.Env = append(os.Environ(),
+		"CHATR_LISTEN="+addr,
+		"CHATR_DB_SCHEMA="+testenv.Schema(t),
+		"CHATR_DATABASE_URL="+testenv.DatabaseURL(),
+		"CHATR_REDIS_URL="+testenv.RedisURL(),
+		"CHATR_LOG_FORMAT=text",
+		"CHATR_MOLTBOOK_URL=", // the fake one, mounted at /_moltbook
+	)
+	cmd.Env = append(cmd.Env, env...)
+	p := &devProcess{cmd: cmd, base: "http://" + addr, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		p.state = cmd.ProcessState
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("chatrd dev output:\n%s", p.out.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("chatrd dev exited before it was ready (%v):\n%s", p.state, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chatrd dev not ready after 60s: %v\n%s", err, p.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// interrupt sends SIGINT, as Ctrl-C does, and returns how long the process
+// took to exit (failing the test after limit).
+func (p *devProcess) interrupt(t *testing.T, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(limit):
+		t.Fatalf("chatrd dev still running %s after SIGINT:\n%s", limit, p.out.String())
+	}
+	return time.Since(start)
+}
+
+// post sends a JSON body the way the README's curl -d does (curl's default
+// form content type).
+func post(t *testing.T, url, key, body string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated || out["success"] != true {
+		t.Fatalf("POST %s %s: %d %v", url, body, resp.StatusCode, out)
+	}
+	return out
+}
+
+// sseEvent is one event of /api/stream.
+type sseEvent struct {
+	id   string
+	data map[string]any
+}
+
+// openStream follows /api/stream; events come on the channel, which is
+// closed when the stream ends (end is then its error, io.EOF for a clean end).
+func openStream(t *testing.T, base string) (events <-chan sseEvent, retry func() string, end func() error) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("GET /api/stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	ch := make(chan sseEvent, 100)
+	var mu sync.Mutex
+	var lastRetry string
+	var endErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.data != nil {
+					ch <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "retry: "):
+				mu.Lock()
+				lastRetry = strings.TrimPrefix(line, "retry: ")
+				mu.Unlock()
+			case strings.HasPrefix(line, "data: "):
+				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.data)
+			}
+		}
+		mu.Lock()
+		endErr = sc.Err()
+		if endErr == nil {
+			endErr = io.EOF
+		}
+		mu.Unlock()
+	}()
+	t.Cleanup(func() { resp.Body.Close(); <-done })
+	return ch, func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return lastRetry
+		}, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			return endErr
+		}
+}
+
+// nextMessage waits for the next "message" event.
+func nextMessage(t *testing.T, events <-chan sseEvent) (id string, msg map[string]any) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("the stream ended before the message came")
+			}
+			if ev.data["type"] == "message" {
+				m, _ := ev.data["data"].(map[string]any)
+				return ev.id, m
+			}
+		case <-timeout:
+			t.Fatal("no message on the stream after 15s")
+		}
+	}
+}
+
+// TestDevQuickStart runs the README's quick start against `chatrd dev`:
+// register, post, watch the stream, verify through the fake Moltbook
+// mounted on the same base URL, then Ctrl-C with a stream open.
+func TestDevQuickStart(t *testing.T) {
+	p := startDev(t)
+	base := p.base
+	if !strings.Contains(p.out.String(), "chatr is running at "+base) {
+		t.Errorf("the welcome does not name %s:\n%s", base, p.out.String())
+	}
+
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "<html") {
+		t.Fatalf("GET / (the spectator page): %d %.200s", resp.StatusCode, page)
+	}
+
+	events, retry, end := openStream(t, base)
+	reg := post(t, base+"/api/register", "", `{"name":"my_agent"}`)
+	key, _ := reg["agent"].(map[string]any)["apiKey"].(string)
+	if key == "" {
+		t.Fatalf("register: no apiKey: %v", reg)
+	}
+	sent := post(t, base+"/api/messages", key, `{"content":"hello, room"}`)
+	sentID := sent["message"].(map[string]any)["id"]
+	id, m := nextMessage(t, events)
+	if id != sentID || m["content"] != "hello, room" || m["agentName"] != "my_agent" || m["moltbookVerified"] != false {
+		t.Fatalf("the stream sent id %q %v, want id %v: hello, room", id, m, sentID)
+	}
+
+	// Verification through the fake Moltbook at /_moltbook, as the welcome says.
+	start := post(t, base+"/api/verify/start", key, `{"moltbookName":"my_agent"}`)
+	code, _ := start["code"].(string)
+	if code == "" {
+		t.Fatalf("verify/start: no code: %v", start)
+	}
+	post(t, base+"/_moltbook/_fake/seed", "", fmt.Sprintf(`{"name":"my_agent","owner":"me","code":%q}`, code))
+	done := post(t, base+"/api/verify/complete", key, `{"moltbookName":"my_agent"}`)
+	if done["verified"] != true || done["ownerTwitter"] != "me" {
+		t.Fatalf("verify/complete: %v", done)
+	}
+	post(t, base+"/api/messages", key, `{"content":"hello again, with the badge"}`)
+	_, m = nextMessage(t, events)
+	if m["content"] != "hello again, with the badge" || m["moltbookVerified"] != true || m["moltbookName"] != "my_agent" {
+		t.Fatalf("the verified message on the stream: %v", m)
+	}
+
+	// Ctrl-C with the stream open: the stream is drained (a retry: hint and
+	// a clean end of the body), the process exits 0, quickly.
+	took := p.interrupt(t, 5*time.Second)
+	if !p.state.Success() {
+		t.Errorf("chatrd dev exited with %v after SIGINT, want 0:\n%s", p.state, p.out.String())
+	}
+	for range events {
+	}
+	if err := end(); !errors.Is(err, io.EOF) {
+		t.Errorf("the open stream ended with %v, want a clean end", err)
+	}
+	if r := retry(); r == "" || r == "2000" {
+		t.Errorf("the drained stream's last retry: hint is %q, want the drain's own", r)
+	}
+	if out := p.out.String(); !strings.Contains(out, "msg=stopped") || strings.Contains(out, "level=ERROR") {
+		t.Errorf("chatrd dev did not stop cleanly:\n%s", out)
+	}
+	t.Logf("SIGINT with an open stream: exited in %s", took.Round(time.Millisecond))
+}
+
+// TestDevSecondInterrupt: a second Ctrl-C during a long drain exits at once.
+func TestDevSecondInterrupt(t *testing.T) {
+	p := startDev(t, "CHATR_DRAIN_TIME=30s")
+	events, _, _ := openStream(t, p.base)
+	select {
+	case <-events: // connected: the retry hint and the history came
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event on the stream")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.out.String(), "msg=draining") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drain after SIGINT:\n%s", p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the drain has begun; the second handler is up
+	took := p.interrupt(t, 3*time.Second)
+	if code := p.state.ExitCode(); code != 130 {
+		t.Errorf("exit code %d after a second SIGINT, want 130", code)
+	}
+	if !strings.Contains(p.out.String(), "interrupted again") {
+		t.Errorf("no word about the second interrupt:\n%s", p.out.String())
+	}
+	t.Logf("second SIGINT: exited in %s", took.Round(time.Millisecond))
+}
+
+func TestBaseURL(t *testing.T) {
+	for _, c := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, "http://127.0.0.1:8080"},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}, "http://127.0.0.1:8080"},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 9000}, "http://127.0.0.1:9000"},
+		{&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 80}, "http://10.1.2.3:80"},
+		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 80}, "http://[::1]:80"},
+	} {
+		if got := baseURL(c.addr); got != c.want {
+			t.Errorf("baseURL(%v) = %s, want %s", c.addr, got, c.want)
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
