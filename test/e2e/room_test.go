@@ -46,6 +46,7 @@ const (
 	targetPerPod    = 20
 	drainTime       = 3 * time.Second
 	scaleDownWindow = 10 * time.Second
+	rateLimitPeriod = 5 * time.Second
 
 	surgeClients  = 200
 	surgeRamp     = 12 * time.Second
@@ -87,7 +88,7 @@ type run struct {
 	apiDep   string
 	strDep   string
 	verDep   string
-	peak     func() int32
+	fleet    *fleetLog
 
 	agents     []*chatr.Client
 	spectators []*spectator
@@ -179,7 +180,7 @@ func (e *run) setUp() {
 	}
 	t.Cleanup(runner.Stop)
 	e.runner = runner
-	e.peak = watchFleet(ctx, e.rep, k8s, runner, namespace, e.room, e.strDep)
+	e.fleet = watchFleet(ctx, e.rep, k8s, runner, namespace, e.room, e.strDep)
 
 	wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
 	defer wcancel()
@@ -262,11 +263,38 @@ func (e *run) adaptRoom(room *unstructured.Unstructured) {
 	set(int64(targetPerPod), "streamer", "autoscaling", "targetConnectionsPerPod")
 	set("0s", "streamer", "autoscaling", "scaleUp", "stabilizationWindow")
 	set(scaleDownWindow.String(), "streamer", "autoscaling", "scaleDown", "stabilizationWindow")
+	// Shorter rate-limit periods, where the CRD has them, so that the fleet
+	// shrinks one pod every few seconds instead of every 15.
+	if e.crdHas("streamer", "autoscaling", "rateLimitPeriod") {
+		set(rateLimitPeriod.String(), "streamer", "autoscaling", "rateLimitPeriod")
+	}
 	set(int64(100000), "limits", "streamsPerIP")
 	set(int64(10000), "limits", "registrationsPerIP")
 	set(int64(1000000), "limits", "requestsPerIP")
 	set(int64(100000), "limits", "verifiedMessages")
 	set("text", "logging", "format")
+}
+
+// crdHas tells whether the installed ChatRoom CRD has the spec field at path.
+func (e *run) crdHas(path ...string) bool {
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	if err := e.cl.k8s.Get(e.ctx, client.ObjectKey{Name: "chatrooms.chatr.ai"}, crd); err != nil {
+		e.t.Fatalf("reading the CRD: %v", err)
+	}
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	for _, v := range versions {
+		vm, _ := v.(map[string]any)
+		fields := []string{"schema", "openAPIV3Schema", "properties", "spec"}
+		for _, p := range path {
+			fields = append(fields, "properties", p)
+		}
+		if _, found, _ := unstructured.NestedMap(vm, fields...); found {
+			return true
+		}
+	}
+	return false
 }
 
 // nested reads an integer of the room's spec, or def.
@@ -450,14 +478,10 @@ func (e *run) surgeStep(t *testing.T) {
 	}
 	e.rep.note("surge: %d more SSE clients connected over %s (target %d per pod, %d..%d streamers)",
 		surgeClients, surgeRamp, targetPerPod, minStreamers, maxStreamers)
-	var firstUp time.Duration
 	eventually(t, 90*time.Second, fmt.Sprintf("the operator scales the streamers to %d and their processes serve", maxStreamers), func() error {
 		d, err := e.streamerDeployment()
 		if err != nil {
 			return err
-		}
-		if firstUp == 0 && *d.Spec.Replicas > minStreamers {
-			firstUp = time.Since(since)
 		}
 		if *d.Spec.Replicas != maxStreamers {
 			return fmt.Errorf("replicas %d", *d.Spec.Replicas)
@@ -467,7 +491,8 @@ func (e *run) surgeStep(t *testing.T) {
 		}
 		return nil
 	})
-	up := time.Since(since)
+	firstUp := e.fleet.firstAbove(minStreamers, since).Sub(since)
+	up := e.fleet.firstReady(maxStreamers, since).Sub(since)
 	eventually(t, 30*time.Second, "every surge client connected", func() error {
 		for _, c := range clients {
 			select {
@@ -478,7 +503,8 @@ func (e *run) surgeStep(t *testing.T) {
 		}
 		return nil
 	})
-	e.rep.note("scale-up: first at +%.1fs after the surge began, %d ready streamers at +%.1fs", firstUp.Seconds(), maxStreamers, up.Seconds())
+	e.rep.note("scale-up: replicas first raised %.1fs after the surge began (%d clients connected by then), %d streamer processes ready at +%.1fs (the ramp took %s)",
+		firstUp.Seconds(), min(surgeClients, int(firstUp*surgeClients/surgeRamp)), maxStreamers, up.Seconds(), surgeRamp)
 	e.rep.note("at the peak: clients by pod %s; counts reported to Redis %s", e.clientsByPod(e.allWires(clients)), e.reported())
 	e.rep.phase("surge: streamers scaled up", since)
 
@@ -635,8 +661,8 @@ func (e *run) finish() {
 		<-c.done
 	}
 	extra := []string{""}
-	if e.peak != nil {
-		extra = append(extra, fmt.Sprintf("streamers: at most %d replicas", e.peak()))
+	if e.fleet != nil {
+		extra = append(extra, fmt.Sprintf("streamers: at most %d replicas", e.fleet.peak()))
 	}
 	if cr, err := e.getRoomFresh(); err == nil {
 		extra = append(extra, "room status: "+cr.Status.Streamers+" streamers ready/desired")

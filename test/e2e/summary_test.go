@@ -74,16 +74,60 @@ func (f fleetState) String() string {
 	return s
 }
 
-// watchFleet samples the streamer fleet every 250 ms until ctx ends and
-// records every change in the report's timeline. It returns a function
-// giving the highest replicas seen.
-func watchFleet(ctx context.Context, rep *report, k8s client.Client, runner *localpods.Runner, ns, room, deployment string) (peak func() int32) {
-	var mu sync.Mutex
-	var top int32
+// fleetLog is what watchFleet saw of the streamer Deployment's replicas.
+type fleetLog struct {
+	mu      sync.Mutex
+	top     int32
+	changes []replicaChange
+}
+
+type replicaChange struct {
+	at       time.Time
+	replicas int32
+	ready    int // ready, not terminating processes
+}
+
+// peak is the highest spec.replicas seen.
+func (l *fleetLog) peak() int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.top
+}
+
+// firstAbove is when spec.replicas was first seen above n after since
+// (zero: not yet).
+func (l *fleetLog) firstAbove(n int32, since time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.changes {
+		if !c.at.Before(since) && c.replicas > n {
+			return c.at
+		}
+	}
+	return time.Time{}
+}
+
+// firstReady is when n ready streamer processes were first seen after
+// since (zero: not yet).
+func (l *fleetLog) firstReady(n int, since time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.changes {
+		if !c.at.Before(since) && c.ready >= n {
+			return c.at
+		}
+	}
+	return time.Time{}
+}
+
+// watchFleet samples the streamer fleet every 100 ms until ctx ends and
+// records every change in the report's timeline.
+func watchFleet(ctx context.Context, rep *report, k8s client.Client, runner *localpods.Runner, ns, room, deployment string) *fleetLog {
+	l := &fleetLog{}
 	go func() {
 		var last fleetState
 		first := true
-		tick := time.NewTicker(250 * time.Millisecond)
+		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			var f fleetState
@@ -131,10 +175,13 @@ func watchFleet(ctx context.Context, rep *report, k8s client.Client, runner *loc
 			if first || cmp != last {
 				rep.fleet(f.String())
 			}
+			l.mu.Lock()
+			if first || f.replicas != last.replicas || f.ready2 != last.ready2 {
+				l.changes = append(l.changes, replicaChange{time.Now(), f.replicas, f.ready2})
+			}
+			l.top = max(l.top, f.replicas)
+			l.mu.Unlock()
 			last, first = f, false
-			mu.Lock()
-			top = max(top, f.replicas)
-			mu.Unlock()
 			select {
 			case <-ctx.Done():
 				return
@@ -142,11 +189,7 @@ func watchFleet(ctx context.Context, rep *report, k8s client.Client, runner *loc
 			}
 		}
 	}()
-	return func() int32 {
-		mu.Lock()
-		defer mu.Unlock()
-		return top
-	}
+	return l
 }
 
 // roomEvents lists the Events about the room, oldest first.
