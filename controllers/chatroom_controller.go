@@ -456,10 +456,12 @@ func (r *ChatRoomReconciler) roomsForSecret(ctx context.Context, o client.Object
 	return reqs
 }
 
-// CacheOptions returns the manager cache settings the reconciler relies on:
+// CacheOptions returns the manager cache settings the reconcilers rely on:
 // children are cached only when they carry the operator's managed-by label,
 // so the operator does not hold every ConfigMap and Deployment of the
 // cluster in memory, and managed fields are dropped from cached objects.
+// Pods (read by the streamer autoscaler only) are the pods of the operator's
+// Deployments, which carry the label too, stripped to what it reads.
 func CacheOptions() cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{chatrv1.LabelManagedBy: chatrv1.ManagerName})}
 	return cache.Options{
@@ -472,6 +474,7 @@ func CacheOptions() cache.Options {
 			&policyv1.PodDisruptionBudget{}: managed,
 			&networkingv1.NetworkPolicy{}:   managed,
 			&networkingv1.Ingress{}:         managed,
+			&corev1.Pod{}:                   {Label: managed.Label, Transform: stripPodForAutoscaler},
 		},
 	}
 }

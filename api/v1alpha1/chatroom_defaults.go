@@ -25,17 +25,27 @@ const (
 	DefaultVerifierReplicas        = int32(1)
 	DefaultMaxConnectionsPerPod    = int32(20000)
 	DefaultDrainTime               = 30 * time.Second
-	DefaultMinStreamers            = int32(2)
-	DefaultMaxStreamers            = int32(10)
-	DefaultTargetConnectionsPerPod = int32(5000)
-	DefaultTolerancePercent        = int32(10)
-	DefaultScaleUpWindow           = time.Duration(0)
-	DefaultScaleDownWindow         = 5 * time.Minute
-	DefaultMoltbookRPM             = int32(100)
-	DefaultVerifyMaxAttempts       = int32(8)
-	DefaultVerifyWait              = 10 * time.Second
-	DefaultLogLevel                = "info"
-	DefaultLogFormat               = "json"
+	// The streamer autoscaler's defaults are autoscale.DefaultPolicy() and
+	// autoscale.DefaultInterval (a test checks that they agree).
+	DefaultMinStreamers              = int32(2)
+	DefaultMaxStreamers              = int32(50)
+	DefaultTargetConnectionsPerPod   = int32(5000)
+	DefaultSparePods                 = int32(1)
+	DefaultEvaluationInterval        = 2 * time.Second
+	DefaultRateLimitPeriod           = 15 * time.Second
+	DefaultScaleUpWindow             = time.Duration(0)
+	DefaultScaleUpTolerancePercent   = int32(0)
+	DefaultScaleUpMaxPods            = int32(4)
+	DefaultScaleUpMaxPercent         = int32(100)
+	DefaultScaleDownWindow           = 5 * time.Minute
+	DefaultScaleDownTolerancePercent = int32(10)
+	DefaultScaleDownMaxPods          = int32(1)
+	DefaultScaleDownMaxPercent       = int32(10)
+	DefaultMoltbookRPM               = int32(100)
+	DefaultVerifyMaxAttempts         = int32(8)
+	DefaultVerifyWait                = 10 * time.Second
+	DefaultLogLevel                  = "info"
+	DefaultLogFormat                 = "json"
 )
 
 // DefaultLimits returns the wire contract's default limits (chatr.ai's);
@@ -76,15 +86,19 @@ func (r *ChatRoom) SetDefaults() {
 	setIfEmpty(&as.MinReplicas, DefaultMinStreamers)
 	setIfEmpty(&as.MaxReplicas, DefaultMaxStreamers)
 	setIfEmpty(&as.TargetConnectionsPerPod, DefaultTargetConnectionsPerPod)
-	setIfNil(&as.TolerancePercent, DefaultTolerancePercent)
-	if as.ScaleUp == nil {
-		as.ScaleUp = &ScalingRules{}
-	}
-	setDurIfNil(&as.ScaleUp.StabilizationWindow, DefaultScaleUpWindow)
-	if as.ScaleDown == nil {
-		as.ScaleDown = &ScalingRules{}
-	}
-	setDurIfNil(&as.ScaleDown.StabilizationWindow, DefaultScaleDownWindow)
+	setIfNil(&as.SparePods, DefaultSparePods)
+	setDurIfNil(&as.EvaluationInterval, DefaultEvaluationInterval)
+	setDurIfNil(&as.RateLimitPeriod, DefaultRateLimitPeriod)
+	up := &as.ScaleUp
+	setDurIfNil(&up.StabilizationWindow, DefaultScaleUpWindow)
+	setIfNil(&up.TolerancePercent, DefaultScaleUpTolerancePercent)
+	setIfNil(&up.MaxPods, DefaultScaleUpMaxPods)
+	setIfNil(&up.MaxPercent, DefaultScaleUpMaxPercent)
+	down := &as.ScaleDown
+	setDurIfNil(&down.StabilizationWindow, DefaultScaleDownWindow)
+	setIfNil(&down.TolerancePercent, DefaultScaleDownTolerancePercent)
+	setIfNil(&down.MaxPods, DefaultScaleDownMaxPods)
+	setIfNil(&down.MaxPercent, DefaultScaleDownMaxPercent)
 
 	m := &s.Moltbook
 	setIfEmpty(&m.URL, DefaultMoltbookURL)

@@ -1,11 +1,15 @@
 package v1alpha1
 
 import (
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/chatr-ai/chatr/internal/autoscale"
 	"github.com/chatr-ai/chatr/internal/config"
 )
 
@@ -99,7 +103,8 @@ func TestSetDefaultsKeepsWhatIsSet(t *testing.T) {
 	r := &ChatRoom{}
 	r.Spec.API.Replicas = ptr(int32(7))
 	r.Spec.Limits.UnverifiedMessages = ptr(int32(0))
-	r.Spec.Streamer.Autoscaling.ScaleDown = &ScalingRules{}
+	r.Spec.Streamer.Autoscaling.ScaleDown.MaxPods = ptr(int32(0))
+	r.Spec.Streamer.Autoscaling.SparePods = ptr(int32(0))
 	r.SetDefaults()
 	if *r.Spec.API.Replicas != 7 || *r.Spec.Limits.UnverifiedMessages != 0 {
 		t.Errorf("set values overwritten: %d %d", *r.Spec.API.Replicas, *r.Spec.Limits.UnverifiedMessages)
@@ -108,9 +113,62 @@ func TestSetDefaultsKeepsWhatIsSet(t *testing.T) {
 		r.Spec.Streamer.Autoscaling.ScaleUp.StabilizationWindow.Duration != 0 {
 		t.Errorf("windows %+v %+v", r.Spec.Streamer.Autoscaling.ScaleUp, r.Spec.Streamer.Autoscaling.ScaleDown)
 	}
+	// 0 is a value of its own for these, not "unset".
+	if as := r.Spec.Streamer.Autoscaling; *as.ScaleDown.MaxPods != 0 || *as.SparePods != 0 || *as.ScaleDown.MaxPercent != 10 {
+		t.Errorf("scaleDown %+v, sparePods %d", as.ScaleDown, *as.SparePods)
+	}
 	again := r.DeepCopy()
 	again.SetDefaults()
 	if again.Spec.Streamer.Autoscaling.MinReplicas != r.Spec.Streamer.Autoscaling.MinReplicas || *again.Spec.Verifier.Replicas != 1 {
 		t.Error("SetDefaults is not idempotent")
+	}
+}
+
+// TestDefaultAutoscalingIsTheSimulatedPolicy: the CRD's autoscaling defaults
+// must be the policy cmd/scalesim meets its goals with.
+func TestDefaultAutoscalingIsTheSimulatedPolicy(t *testing.T) {
+	r := &ChatRoom{}
+	r.SetDefaults()
+	as := r.Spec.Streamer.Autoscaling
+	if got, want := as.Policy(), autoscale.DefaultPolicy(); !reflect.DeepEqual(got, want) {
+		t.Errorf("defaulted spec's policy\n %+v\nwant DefaultPolicy\n %+v", got, want)
+	}
+	if as.Interval() != autoscale.DefaultInterval {
+		t.Errorf("interval %s, want %s", as.Interval(), autoscale.DefaultInterval)
+	}
+	if err := as.Policy().Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestAutoscalingPolicyMapsEveryField: each spec field lands in its own
+// policy field, with percentages as fractions.
+func TestAutoscalingPolicyMapsEveryField(t *testing.T) {
+	d := func(x time.Duration) *metav1.Duration { return &metav1.Duration{Duration: x} }
+	as := StreamerAutoscalingSpec{
+		MinReplicas: 3, MaxReplicas: 30, TargetConnectionsPerPod: 1000, SparePods: ptr(int32(2)),
+		EvaluationInterval: d(5 * time.Second), RateLimitPeriod: d(time.Minute),
+		ScaleUp: ScaleUpRules{StabilizationWindow: d(10 * time.Second), TolerancePercent: ptr(int32(5)),
+			MaxPods: ptr(int32(6)), MaxPercent: ptr(int32(50))},
+		ScaleDown: ScaleDownRules{StabilizationWindow: d(10 * time.Minute), TolerancePercent: ptr(int32(20)),
+			MaxPods: ptr(int32(2)), MaxPercent: ptr(int32(25))},
+	}
+	want := autoscale.Policy{
+		MinReplicas: 3, MaxReplicas: 30, TargetPerPod: 1000, SparePods: 2,
+		ScaleUpTolerance: 0.05, ScaleDownTolerance: 0.2,
+		ScaleUpWindow: 10 * time.Second, ScaleDownWindow: 10 * time.Minute, Period: time.Minute,
+		ScaleUpMaxPods: 6, ScaleUpMaxPercent: 50, ScaleDownMaxPods: 2, ScaleDownMaxPercent: 25,
+	}
+	if got := as.Policy(); !reflect.DeepEqual(got, want) {
+		t.Errorf("policy\n %+v\nwant\n %+v", got, want)
+	}
+	if as.Interval() != 5*time.Second {
+		t.Errorf("interval %s", as.Interval())
+	}
+	// SetDefaults keeps every value that is set.
+	r := &ChatRoom{Spec: ChatRoomSpec{Streamer: StreamerSpec{Autoscaling: *as.DeepCopy()}}}
+	r.SetDefaults()
+	if got := r.Spec.Streamer.Autoscaling.Policy(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after SetDefaults\n %+v\nwant\n %+v", got, want)
 	}
 }

@@ -1,6 +1,13 @@
 package v1alpha1
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/chatr-ai/chatr/internal/autoscale"
+)
 
 // Component is one of the room's workloads. Each runs the same image as
 // `/chatrd <component>` in a Deployment of its own.
@@ -146,4 +153,51 @@ func keyOr(k, def string) string {
 		return def
 	}
 	return k
+}
+
+// Policy returns the streamer autoscaler's policy for this spec, which must
+// be defaulted (SetDefaults). Percentages become fractions and durations
+// become time.Durations; nothing else changes, so a defaulted spec gives
+// exactly autoscale.DefaultPolicy() (a test checks it).
+func (s StreamerAutoscalingSpec) Policy() autoscale.Policy {
+	return autoscale.Policy{
+		MinReplicas:         s.MinReplicas,
+		MaxReplicas:         s.MaxReplicas,
+		TargetPerPod:        int64(s.TargetConnectionsPerPod),
+		SparePods:           deref(s.SparePods),
+		ScaleUpTolerance:    float64(deref(s.ScaleUp.TolerancePercent)) / 100,
+		ScaleDownTolerance:  float64(deref(s.ScaleDown.TolerancePercent)) / 100,
+		ScaleUpWindow:       duration(s.ScaleUp.StabilizationWindow),
+		ScaleDownWindow:     duration(s.ScaleDown.StabilizationWindow),
+		Period:              duration(s.RateLimitPeriod),
+		ScaleUpMaxPods:      deref(s.ScaleUp.MaxPods),
+		ScaleUpMaxPercent:   deref(s.ScaleUp.MaxPercent),
+		ScaleDownMaxPods:    deref(s.ScaleDown.MaxPods),
+		ScaleDownMaxPercent: deref(s.ScaleDown.MaxPercent),
+	}
+}
+
+// Interval returns how often the autoscaler evaluates the room:
+// evaluationInterval, or autoscale.DefaultInterval when unset.
+func (s StreamerAutoscalingSpec) Interval() time.Duration {
+	if s.EvaluationInterval == nil || s.EvaluationInterval.Duration <= 0 {
+		return autoscale.DefaultInterval
+	}
+	return s.EvaluationInterval.Duration
+}
+
+// deref returns *p, or 0 when p is nil.
+func deref(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// duration returns d's duration, or 0 when d is nil.
+func duration(d *metav1.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.Duration
 }

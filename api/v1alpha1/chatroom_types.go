@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/chatr-ai/chatr/internal/autoscale"
 )
 
 // The markers below are the whole validation of a ChatRoom: every rule that
@@ -205,60 +207,161 @@ type StreamerSpec struct {
 
 // StreamerAutoscalingSpec tunes the operator's own streamer autoscaler, which
 // scales on the live connection counts the streamer pods report to Redis.
+// Every evaluationInterval it sums the counts of the Ready streamer pods and
+// asks for ceil(connections / targetConnectionsPerPod) + sparePods pods,
+// within the tolerances, stabilization windows, rate limits and min/max
+// below. The defaults are the ones the simulation (cmd/scalesim) meets its
+// goals with; docs/autoscaling.md gives the figures.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="streamer.autoscaling.minReplicas must be less than or equal to maxReplicas"
 type StreamerAutoscalingSpec struct {
-	// minReplicas is the fewest streamer pods; the Deployment starts with this many.
+	// minReplicas is the fewest streamer pods; the Deployment starts with this
+	// many. At least 1: a fleet of no pods reports no counts.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +kubebuilder:default=2
 	// +optional
 	MinReplicas int32 `json:"minReplicas,omitempty"`
 
-	// maxReplicas is the most streamer pods.
+	// maxReplicas is the most streamer pods (50 carry 250,000 connections at
+	// the default target).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
-	// +kubebuilder:default=10
+	// +kubebuilder:default=50
 	// +optional
 	MaxReplicas int32 `json:"maxReplicas,omitempty"`
 
-	// targetConnectionsPerPod is the load the autoscaler aims for:
-	// desired = ceil(total connections / targetConnectionsPerPod).
+	// targetConnectionsPerPod is the load one pod should carry:
+	// desired = ceil(total connections / targetConnectionsPerPod) + sparePods.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	// +kubebuilder:default=5000
 	// +optional
 	TargetConnectionsPerPod int32 `json:"targetConnectionsPerPod,omitempty"`
 
-	// tolerancePercent is the band around the target, in percent, inside
-	// which the autoscaler does not act (HPA's tolerance, 10 = 0.1).
+	// sparePods are kept on top of what the connections need. A new pod takes
+	// seconds to be Ready and to report, and connections never move off a
+	// pod once placed, so a fleet without a spare lets a surge pile onto the
+	// old pods for good; one spare absorbs that lag.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=1
+	// +optional
+	SparePods *int32 `json:"sparePods,omitempty"`
+
+	// evaluationInterval is how often the autoscaler reads the counts and
+	// decides. The counts are up to 5s old already; 2s keeps a steep surge
+	// within the spare pod, 5s does not (docs/autoscaling.md).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="streamer.autoscaling.evaluationInterval must be between 1s and 5m"
+	// +kubebuilder:default="2s"
+	// +optional
+	EvaluationInterval *metav1.Duration `json:"evaluationInterval,omitempty"`
+
+	// rateLimitPeriod is the period of the scaleUp and scaleDown rate limits
+	// (maxPods, maxPercent): changes made within the last period count
+	// against them.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="streamer.autoscaling.rateLimitPeriod must be between 1s and 1h"
+	// +kubebuilder:default="15s"
+	// +optional
+	RateLimitPeriod *metav1.Duration `json:"rateLimitPeriod,omitempty"`
+
+	// scaleUp tunes growing the fleet; by default it acts at the next
+	// evaluation once the non-spare pods are full.
+	// +kubebuilder:default={}
+	// +optional
+	ScaleUp ScaleUpRules `json:"scaleUp,omitempty"`
+
+	// scaleDown tunes shrinking the fleet; by default it waits five minutes
+	// and removes one pod per period, since every removed pod sends its
+	// clients reconnecting to the others.
+	// +kubebuilder:default={}
+	// +optional
+	ScaleDown ScaleDownRules `json:"scaleDown,omitempty"`
+}
+
+// ScaleUpRules tunes how the streamer fleet grows.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.maxPods) || !has(self.maxPercent) || self.maxPods > 0 || self.maxPercent > 0",message="streamer.autoscaling.scaleUp: maxPods or maxPercent must be positive"
+type ScaleUpRules struct {
+	// stabilizationWindow: a scale-up goes only as high as the lowest
+	// recommendation of this window; 0s reacts at the next evaluation.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="stabilizationWindow must be between 0s and 1h"
+	// +kubebuilder:default="0s"
+	// +optional
+	StabilizationWindow *metav1.Duration `json:"stabilizationWindow,omitempty"`
+
+	// tolerancePercent is how far, in percent, the non-spare pods may run
+	// above the target before the fleet grows.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=0
+	// +optional
+	TolerancePercent *int32 `json:"tolerancePercent,omitempty"`
+
+	// maxPods: the fleet grows by at most this many pods per rateLimitPeriod,
+	// or by maxPercent if that allows more.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=4
+	// +optional
+	MaxPods *int32 `json:"maxPods,omitempty"`
+
+	// maxPercent: the fleet grows by at most this percentage (of its size at
+	// the start of the period, rounded up) per rateLimitPeriod, or by maxPods
+	// if that allows more.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=100
+	// +optional
+	MaxPercent *int32 `json:"maxPercent,omitempty"`
+}
+
+// ScaleDownRules tunes how the streamer fleet shrinks.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.maxPods) || !has(self.maxPercent) || self.maxPods > 0 || self.maxPercent > 0",message="streamer.autoscaling.scaleDown: maxPods or maxPercent must be positive"
+type ScaleDownRules struct {
+	// stabilizationWindow: a scale-down goes only as low as the highest
+	// recommendation of this window, so a dip in a noisy load never removes
+	// a pod the next peak needs.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="stabilizationWindow must be between 0s and 1h"
+	// +kubebuilder:default="5m"
+	// +optional
+	StabilizationWindow *metav1.Duration `json:"stabilizationWindow,omitempty"`
+
+	// tolerancePercent: the fleet shrinks only to a size that runs at most
+	// (100 - tolerancePercent) percent of the target, so a load that wanders
+	// around a boundary does not flap. Wider than scaleUp's: shrinking costs
+	// reconnections, growing only a pod.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=99
 	// +kubebuilder:default=10
 	// +optional
 	TolerancePercent *int32 `json:"tolerancePercent,omitempty"`
 
-	// scaleUp tunes scaling up; by default it acts at once.
-	// +kubebuilder:default={stabilizationWindow: "0s"}
+	// maxPods: the fleet shrinks by at most this many pods per
+	// rateLimitPeriod, or by maxPercent if that removes more.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=1
 	// +optional
-	ScaleUp *ScalingRules `json:"scaleUp,omitempty"`
+	MaxPods *int32 `json:"maxPods,omitempty"`
 
-	// scaleDown tunes scaling down; by default it waits five minutes, since a
-	// scale-down costs every client on the removed pods a reconnect.
-	// +kubebuilder:default={stabilizationWindow: "5m"}
+	// maxPercent: the fleet shrinks by at most this percentage (of its size
+	// at the start of the period, rounded down, at least one pod) per
+	// rateLimitPeriod, or by maxPods if that removes more.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=10
 	// +optional
-	ScaleDown *ScalingRules `json:"scaleDown,omitempty"`
-}
-
-// ScalingRules tunes one direction of the streamer autoscaler.
-type ScalingRules struct {
-	// stabilizationWindow: the autoscaler acts on the most conservative
-	// recommendation seen over this window, which keeps a noisy load from flapping.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="stabilizationWindow must be between 0s and 1h"
-	// +optional
-	StabilizationWindow *metav1.Duration `json:"stabilizationWindow,omitempty"`
+	MaxPercent *int32 `json:"maxPercent,omitempty"`
 }
 
 // MoltbookSpec configures the verifier's calls to Moltbook.
@@ -475,15 +578,19 @@ type Endpoints struct {
 }
 
 // ChatRoomStatus is what the operator observed. The ChatRoom reconciler
-// writes every field except connections, desiredStreamers and lastScaleTime,
-// which belong to the streamer autoscaler.
+// writes every field except connections, currentStreamers, desiredStreamers,
+// lastScaleTime, autoscaler and the ScalingActive and ScalingLimited
+// conditions, which belong to the streamer autoscaler.
 type ChatRoomStatus struct {
 	// observedGeneration is the generation of the spec the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Available, Progressing and Degraded for the room, and
-	// APIAvailable, StreamerAvailable and VerifierAvailable per component.
+	// conditions: Available, Progressing and Degraded for the room,
+	// APIAvailable, StreamerAvailable and VerifierAvailable per component,
+	// and the streamer autoscaler's ScalingActive (the connection counts
+	// could be read and used) and ScalingLimited (something other than the
+	// counts chose the size: min/max, a rate limit, a stabilization window).
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
@@ -505,15 +612,30 @@ type ChatRoomStatus struct {
 	// +optional
 	Streamers string `json:"streamers,omitempty"`
 
-	// connections is the live stream connection count of the fleet (autoscaler).
+	// connections is the live stream connection count of the Ready streamer
+	// pods, summed (autoscaler). It is refreshed whenever the autoscaler
+	// writes the status (at least every ~10s while it runs), not at every
+	// evaluation.
 	// +optional
 	Connections *int64 `json:"connections,omitempty"`
-	// desiredStreamers is the autoscaler's latest recommendation (autoscaler).
+	// currentStreamers is the number of streamer pods the autoscaler found at
+	// its last status write that are not terminating, Ready or not (autoscaler).
+	// +optional
+	CurrentStreamers *int32 `json:"currentStreamers,omitempty"`
+	// desiredStreamers is the streamer Deployment's replicas as the
+	// autoscaler last decided them (autoscaler).
 	// +optional
 	DesiredStreamers *int32 `json:"desiredStreamers,omitempty"`
 	// lastScaleTime is when the autoscaler last changed the fleet's size (autoscaler).
 	// +optional
 	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+	// autoscaler is the streamer autoscaler's memory between evaluations:
+	// its recent recommendations (for the stabilization windows) and scale
+	// events (for the rate limits), times in Unix milliseconds. Keeping it in
+	// the status lets a new operator leader decide exactly as the old one
+	// would have.
+	// +optional
+	Autoscaler *autoscale.State `json:"autoscaler,omitempty"`
 
 	// postgresSchema is the schema in use: spec.postgres.schema, or the one
 	// derived from the room's namespace and name.
@@ -536,6 +658,9 @@ type ChatRoomStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
 // +kubebuilder:printcolumn:name="Streamers",type=string,JSONPath=`.status.streamers`,description="ready/desired streamer pods"
 // +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.connections`
+// +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.conditions[?(@.type=="ScalingActive")].reason`,priority=1,description="ScalingActive: can the autoscaler read the connection counts"
+// +kubebuilder:printcolumn:name="Limited",type=string,JSONPath=`.status.conditions[?(@.type=="ScalingLimited")].reason`,priority=1,description="ScalingLimited: what other than the counts chose the size"
+// +kubebuilder:printcolumn:name="Last Scale",type=date,JSONPath=`.status.lastScaleTime`,priority=1
 // +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.ingress.host`,priority=1
 // +kubebuilder:printcolumn:name="Schema",type=string,JSONPath=`.status.postgresSchema`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -1,5 +1,5 @@
 // Command chatr-operator runs the chatr operator: a controller-runtime
-// manager with the ChatRoom reconciler, leader election (so several replicas
+// manager with the ChatRoom reconciler and the streamer autoscaler, leader election (so several replicas
 // can run and one acts), Prometheus metrics and health probes.
 //
 // Every flag can also be given as an environment variable ($CHATR_OPERATOR_*).
@@ -64,7 +64,7 @@ func parseFlags(args []string) (options, error) {
 	config.Bool(fs, &o.leaderElect, "leader-elect", "CHATR_OPERATOR_LEADER_ELECT", false, "elect a leader through a Lease, so that only one of several replicas acts")
 	config.String(fs, &o.leaderElectionID, "leader-election-id", "CHATR_OPERATOR_LEADER_ELECTION_ID", "chatr-operator.chatr.ai", "name of the leader election Lease")
 	config.String(fs, &o.leaderElectionNamespace, "leader-election-namespace", "CHATR_OPERATOR_LEADER_ELECTION_NAMESPACE", "", "namespace of the Lease; empty: the operator's own namespace")
-	config.Int(fs, &o.maxConcurrentReconciles, "max-concurrent-reconciles", "CHATR_OPERATOR_MAX_CONCURRENT_RECONCILES", 4, "how many ChatRooms reconcile at once")
+	config.Int(fs, &o.maxConcurrentReconciles, "max-concurrent-reconciles", "CHATR_OPERATOR_MAX_CONCURRENT_RECONCILES", 4, "how many ChatRooms reconcile at once (and, apart, how many the streamer autoscaler evaluates at once)")
 	config.String(fs, &o.logLevel, "log-level", "CHATR_OPERATOR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	config.String(fs, &o.logFormat, "log-format", "CHATR_OPERATOR_LOG_FORMAT", "json", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +149,17 @@ func run(ctx context.Context, args []string, restConfig *rest.Config) error {
 	}
 	if err := rec.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("while setting up the chatroom controller: %w", err)
+	}
+	// The streamer autoscaler, a reconciler of its own: the only writer of
+	// the streamer Deployments' replicas.
+	autoscaler := &controllers.StreamerAutoscaler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder(chatrv1.ManagerName),
+		MaxConcurrentReconciles: o.maxConcurrentReconciles,
+	}
+	if err := autoscaler.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("while setting up the streamer autoscaler: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("while adding the health check: %w", err)

@@ -415,7 +415,7 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		t.Fatal(err)
 	}
 
-	// The impersonation works: the ServiceAccount may not read pods (the
+	// The impersonation works: the ServiceAccount may not read nodes (the
 	// operator never needs them), so the run below is held to the install's RBAC.
 	restCfg, err := clientcmd.BuildConfigFromFlags("", kcPath)
 	if err != nil {
@@ -425,8 +425,8 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := asSA.List(context.Background(), &corev1.PodList{}); !apierrors.IsForbidden(err) {
-		t.Fatalf("listing pods as %s: %v, want forbidden", serviceAccount, err)
+	if err := asSA.List(context.Background(), &corev1.NodeList{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("listing nodes as %s: %v, want forbidden", serviceAccount, err)
 	}
 
 	start := time.Now()
@@ -493,6 +493,10 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		if room.Status.ObservedGeneration != room.Generation {
 			return fmt.Errorf("observedGeneration %d, generation %d", room.Status.ObservedGeneration, room.Generation)
 		}
+		// The streamer autoscaler lists the pods (envtest has none) and says so.
+		if c := meta.FindStatusCondition(room.Status.Conditions, chatrv1.ConditionScalingActive); c == nil || c.Reason != "NoReadyPods" {
+			return fmt.Errorf("ScalingActive condition %+v", c)
+		}
 		return nil
 	})
 	// A spec change makes it patch children, with the same RBAC.
@@ -521,6 +525,9 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		}
 		if !strings.Contains(body, `controller_runtime_reconcile_total{controller="chatroom",result="success"}`) {
 			return fmt.Errorf("no chatroom reconcile metric")
+		}
+		if !strings.Contains(body, `controller_runtime_reconcile_total{controller="streamerautoscaler",result="requeue_after"}`) {
+			return fmt.Errorf("no streamer autoscaler reconcile metric")
 		}
 		return nil
 	})
