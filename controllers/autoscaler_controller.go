@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
 	"github.com/chatr-ai/chatr/internal/autoscale"
@@ -32,6 +34,10 @@ const (
 	eventScaledDown  = "ScaledDown"
 	eventActionScale = "Scale"
 )
+
+// failureRetryMax is the longest a room waits for its next evaluation after
+// a failed one.
+const failureRetryMax = 30 * time.Second
 
 // countsReadTimeout bounds one read of the connection counts, so an
 // unreachable Redis holds one room's evaluation for at most this long.
@@ -401,6 +407,12 @@ func (a *StreamerAutoscaler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("streamerautoscaler").
 		For(&chatrv1.ChatRoom{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, a.MaxConcurrentReconciles)}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(1, a.MaxConcurrentReconciles),
+			// A failed evaluation (the API server refused a write) is retried
+			// with backoff, but never later than failureRetryMax: the default
+			// backoff grows to minutes, and every room must be evaluated again soon.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, failureRetryMax),
+		}).
 		Complete(a)
 }
