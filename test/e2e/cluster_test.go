@@ -55,10 +55,12 @@ func startCluster(t *testing.T, dir string) *cluster {
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()
+	// Stop also when Start failed halfway (a CRD the API server refused):
+	// kube-apiserver and etcd may be running already.
+	t.Cleanup(func() { _ = env.Stop() })
 	if err != nil {
 		t.Fatalf("starting envtest (KUBEBUILDER_ASSETS=%s): %v", os.Getenv("KUBEBUILDER_ASSETS"), err)
 	}
-	t.Cleanup(func() { _ = env.Stop() })
 	kc, err := clientcmd.Load(env.KubeConfig)
 	if err != nil {
 		t.Fatalf("loading envtest's kubeconfig: %v", err)
