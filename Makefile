@@ -19,7 +19,7 @@ build: ## build chatrd (the components) and chatr-operator into ./bin
 .PHONY: run
 run: ## run the whole room locally on $$CHATR_LISTEN (default 127.0.0.1:8080)
 	@hack/services.sh
-	$(GO) run ./cmd/chatrd dev
+	@$(GO) build -o $(BIN)/chatrd ./cmd/chatrd && exec $(BIN)/chatrd dev
 
 .PHONY: services
 services: ## start (or install) PostgreSQL and Redis on this machine
@@ -29,6 +29,7 @@ services: ## start (or install) PostgreSQL and Redis on this machine
 test: ## run every test (real PostgreSQL, Redis, Chromium and kube-apiserver) with -race
 	@hack/services.sh
 	@hack/chromium.sh
+	@hack/python-deps.sh >/dev/null
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" CHATR_HELM="$$(hack/tools-bin.sh helm)" $(GO) test $(TESTFLAGS) $(PKGS)
 
 .PHONY: lint
