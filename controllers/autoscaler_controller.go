@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -80,6 +81,11 @@ type StreamerAutoscaler struct {
 	MaxConcurrentReconciles int
 
 	redis redisClients
+	// scaled holds, per room, the streamer Deployment (UID and generation)
+	// as the last replicas patch left it. The same Deployment cached with an
+	// older generation predates the patch: deciding from it would take the
+	// old size for the current one, so the evaluation waits for the cache.
+	scaled sync.Map // types.NamespacedName → scaledDeployment
 }
 
 // RBAC, least privilege: rooms are read and their status patched (the
@@ -109,9 +115,10 @@ func (a *StreamerAutoscaler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	switch {
 	case ev.gone:
 		return ctrl.Result{}, nil
-	case ev.conflict:
+	case ev.conflict, ev.stale:
 		// The room changed under us (usually the ChatRoom reconciler's own
-		// status write): nothing was applied; decide again from the new one.
+		// status write), or the cache has not seen our last scale yet:
+		// nothing was applied; decide again shortly.
 		return ctrl.Result{RequeueAfter: statusConflictRetry}, nil
 	}
 	return ctrl.Result{RequeueAfter: ev.interval}, nil
@@ -127,6 +134,8 @@ type evaluation struct {
 	skipped string
 	// conflict: the status write lost a race; nothing was applied.
 	conflict bool
+	// stale: the cached Deployment predates the last scale; nothing was decided.
+	stale bool
 	// statusWritten: the status was patched.
 	statusWritten bool
 	// from, to: the Deployment's replicas before and after.
@@ -153,6 +162,7 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 	}
 	if room == nil || !room.DeletionTimestamp.IsZero() {
 		a.redis.release(key)
+		a.scaled.Delete(key)
 		ev.gone = true
 		return ev, nil
 	}
@@ -167,6 +177,10 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 	}
 	if dep == nil {
 		ev.skipped = "no streamer Deployment of this room"
+		return ev, nil
+	}
+	if last, ok := a.scaled.Load(key); ok && last.(scaledDeployment).newerThan(dep) {
+		ev.stale = true
 		return ev, nil
 	}
 	pods, err := a.listStreamerPods(ctx, room)
@@ -205,9 +219,11 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 		}
 	}
 	if res.Replicas != in.Replicas {
-		if err := a.scaleDeployment(ctx, dep, res.Replicas); err != nil {
+		gen, err := a.scaleDeployment(ctx, dep, res.Replicas)
+		if err != nil {
 			return ev, err
 		}
+		a.scaled.Store(key, scaledDeployment{uid: dep.UID, generation: gen})
 		ev.to = res.Replicas
 		a.recordScale(room, in.Replicas, res)
 	}
@@ -332,14 +348,15 @@ func (a *StreamerAutoscaler) applyDeletionCosts(ctx context.Context, pods []core
 	return errors.Join(errs...)
 }
 
-// scaleDeployment patches the Deployment's spec.replicas, and nothing else.
-func (a *StreamerAutoscaler) scaleDeployment(ctx context.Context, dep *appsv1.Deployment, replicas int32) error {
+// scaleDeployment patches the Deployment's spec.replicas, and nothing else,
+// and returns the generation the patch gave it.
+func (a *StreamerAutoscaler) scaleDeployment(ctx context.Context, dep *appsv1.Deployment, replicas int32) (int64, error) {
 	patched := dep.DeepCopy()
 	patched.Spec.Replicas = &replicas
 	if err := a.Client.Patch(ctx, patched, client.MergeFrom(dep)); err != nil {
-		return fmt.Errorf("while scaling deployment %s/%s to %d: %w", dep.Namespace, dep.Name, replicas, err)
+		return 0, fmt.Errorf("while scaling deployment %s/%s to %d: %w", dep.Namespace, dep.Name, replicas, err)
 	}
-	return nil
+	return patched.Generation, nil
 }
 
 // recordScale emits ScaledUp or ScaledDown: from → to, the connections, and
@@ -371,6 +388,18 @@ func (a *StreamerAutoscaler) recordHold(room *chatrv1.ChatRoom, status *chatrv1.
 		return
 	}
 	a.Recorder.Eventf(room, nil, corev1.EventTypeWarning, now.Reason, eventActionScale, "%s", now.Message)
+}
+
+// scaledDeployment is a streamer Deployment as a replicas patch left it.
+type scaledDeployment struct {
+	uid        types.UID
+	generation int64
+}
+
+// newerThan reports whether d is an older copy of the same Deployment (a
+// recreated one has another UID and starts over at generation 1).
+func (s scaledDeployment) newerThan(d *appsv1.Deployment) bool {
+	return d.UID == s.uid && d.Generation < s.generation
 }
 
 // replicasOf returns the Deployment's spec.replicas (1 when unset, the API

@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -819,4 +821,49 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAutoscalerWaitsForACacheThatMissedItsScale: the manager's cache can
+// still hold the Deployment as it was before the autoscaler's own scale.
+// Deciding from it would take the old size for the current one; the
+// evaluation waits instead, and decides once the cache has caught up.
+func TestAutoscalerWaitsForACacheThatMissedItsScale(t *testing.T) {
+	f := newFleet(t, testenv.RedisURL(), nil)
+	f.syncPods()
+	before := deployment(f.room, chatrv1.ComponentStreamer)
+	must(get(before))
+	var stale atomic.Bool
+	c, err := client.NewWithWatch(restCfg, client.Options{Scheme: testScheme})
+	must(err)
+	f.a = f.newAutoscaler(interceptor.NewClient(c, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if d, ok := obj.(*appsv1.Deployment); ok && stale.Load() {
+				before.DeepCopyInto(d)
+				return nil
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	}))
+	f.spread(600)
+	if ev := f.evaluate(); ev.to != 6 {
+		t.Fatalf("surge: %d → %d", ev.from, ev.to)
+	}
+	rv := f.current().ResourceVersion
+	stale.Store(true)
+	f.clock.Step(2 * time.Second)
+	if ev := f.evaluate(); !ev.stale || ev.statusWritten || ev.to != ev.from {
+		t.Fatalf("from a stale Deployment: stale %v, status written %v, %d → %d", ev.stale, ev.statusWritten, ev.from, ev.to)
+	}
+	if f.current().ResourceVersion != rv {
+		t.Error("the room was written from a stale Deployment")
+	}
+	stale.Store(false)
+	if ev := f.evaluate(); ev.stale || ev.from != 6 {
+		t.Fatalf("the cache caught up: stale %v, from %d", ev.stale, ev.from)
+	}
+	// A recreated Deployment (another UID) is not mistaken for a stale one.
+	f.a.scaled.Store(client.ObjectKeyFromObject(f.room), scaledDeployment{uid: "someone-else", generation: 1 << 40})
+	if ev := f.evaluate(); ev.stale {
+		t.Fatal("a recreated Deployment was taken for a stale copy")
+	}
 }
