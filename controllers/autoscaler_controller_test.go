@@ -784,6 +784,10 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 		}
 		return nil
 	})
+	// The new pods come up and share the load: 500 is what 5 pods + 1
+	// spare carry, so the size holds from now on.
+	f.syncPods()
+	f.spread(500)
 	eventually(t, "a ScaledUp event in the API", func() error {
 		evs := roomEvents(t, f.room)[eventScaledUp]
 		if len(evs) == 0 {
@@ -802,8 +806,6 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 		}
 		return nil
 	})
-	f.syncPods()
-	f.spread(500) // what 5 pods + 1 spare carry: the size holds from now on
 	st := deployment(f.room, chatrv1.ComponentStreamer)
 	must(get(st))
 	hash := st.Spec.Template.Annotations[annotationConfigHash]
