@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/fakemoltbook"
+	"github.com/chatr-ai/chatr/internal/testenv"
 	"github.com/chatr-ai/chatr/pkg/client"
 	"github.com/chatr-ai/chatr/test/openapi/liveroom"
 )
@@ -312,23 +312,8 @@ func TestCLITail(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects output written from another goroutine.
+type syncBuffer = testenv.SyncBuffer
 
 func TestCLIVerify(t *testing.T) {
 	cfgPath := isolate(t)

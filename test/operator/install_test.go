@@ -42,6 +42,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 var (
@@ -341,23 +342,8 @@ func nestedContainer(t *testing.T, dep *unstructured.Unstructured) map[string]an
 	return cs[0].(map[string]any)
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects output written from another goroutine.
+type syncBuffer = testenv.SyncBuffer
 
 var (
 	buildOnce sync.Once
