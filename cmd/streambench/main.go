@@ -2,10 +2,17 @@
 // It opens C stream connections spread over many 127.x.y.z source addresses
 // (so the per-IP limit holds as in production), publishes messages the way
 // the API does (insert into Postgres, then publish on Redis), and prints the
-// fan-out latency (p50/p99, from just before the publish to the client's
-// read), deliveries per second, lost, duplicated and out-of-order counts,
-// and the server's RSS per connection. It is self-checking: any loss,
-// duplicate or reordering makes it exit non-zero.
+// fan-out latency (p50/p99, from the moment the insert has committed, before
+// the publish, to the return of the client's read that completed the
+// event), deliveries per second, lost, duplicated and out-of-order counts,
+// the server's RSS per connection, and the CPU the server, the tool and the
+// machine's other processes took meanwhile (the machine may be shared). It
+// is self-checking: any loss, duplicate, reordering or broken stream makes
+// it exit non-zero.
+//
+// The streams are read by epoll loops (-readers, one by default), not by a
+// goroutine each: on the server's own cores, 1,000 goroutine wake-ups per
+// message cost the tool more CPU than the server spent writing.
 //
 //	streambench -url http://127.0.0.1:18090 -pid 1234 -mode latency -conns 1000 -rate 10
 //
@@ -20,11 +27,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +56,8 @@ type options struct {
 	batch    int
 	sources  int
 	window   int
+	readers  int
+	verbose  bool
 	common   config.Common
 }
 
@@ -62,6 +73,8 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
 	fs.IntVar(&o.batch, "batch", 20, "messages per insert in throughput mode")
 	fs.IntVar(&o.window, "window", 400, "throughput mode: most messages published ahead of the slowest client")
+	fs.IntVar(&o.readers, "readers", 1, "epoll loops (OS threads) reading the streams")
+	fs.BoolVar(&o.verbose, "v", false, "latency mode: print each message's first and last delivery")
 	fs.IntVar(&o.sources, "sources", 0, "distinct 127.x.y.z source addresses (0: one per 5 connections)")
 	flag.Parse()
 	if o.sources <= 0 {
@@ -115,30 +128,35 @@ func (h *hist) quantile(q float64) time.Duration {
 	return 0
 }
 
-// client is one stream connection and what it saw.
+// client is one stream connection and what it saw. Once its handshake is
+// read, only its reader's loop touches it (last is also read by run).
 type client struct {
-	last       int64
+	last       atomic.Int64
 	received   uint64
 	dups, ooo  uint64
-	lat        hist
 	historyAt  time.Time
 	err        error
-	conn       net.Conn
+	fd         int
+	p          parser
 	historyGot chan struct{}
+	once       sync.Once
 }
 
-// sent holds, per message id (minus base), when it was published (Unix ns).
+func (c *client) gotHistory() { c.once.Do(func() { close(c.historyGot) }) }
+
+// sentTimes holds, per message id (minus base), when it was published (Unix ns).
 type sentTimes struct {
-	base  int64
+	base  atomic.Int64
 	times []atomic.Int64
 }
 
-func (s *sentTimes) at(id int64) int64 {
-	i := id - s.base
+// at returns when message id was published (0: not by this run) and its index.
+func (s *sentTimes) at(id int64) (int64, int) {
+	i := id - s.base.Load()
 	if i < 0 || i >= int64(len(s.times)) {
-		return 0
+		return 0, 0
 	}
-	return s.times[i].Load()
+	return s.times[i].Load(), int(i)
 }
 
 func sourceAddr(i, sources int) *net.TCPAddr {
@@ -146,26 +164,104 @@ func sourceAddr(i, sources int) *net.TCPAddr {
 	return &net.TCPAddr{IP: net.IPv4(127, byte(1+k/62500), byte(k/250%250), byte(1+k%250))}
 }
 
-// dial opens one stream with a raw HTTP/1.1 request and returns the body reader.
-func (c *client) dial(u *url.URL, src *net.TCPAddr, bufSize int) (*bufio.Reader, error) {
+// dial opens one stream with a raw HTTP/1.1 request, reads the response
+// head, and leaves the socket (c.fd) to a reader's epoll loop; the bytes of
+// the body already read with the head are parsed here.
+func (c *client) dial(u *url.URL, src *net.TCPAddr, r *reader) error {
 	d := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
 	nc, err := d.Dial("tcp", u.Host)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.conn = nc
 	if _, err := fmt.Fprintf(nc, "GET /api/stream HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", u.Host); err != nil {
-		return nil, err
+		_ = nc.Close()
+		return err
 	}
-	br := bufio.NewReaderSize(nc, bufSize)
+	br := bufio.NewReaderSize(nc, 4<<10)
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		return nil, err
+		_ = nc.Close()
+		return err
 	}
 	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
+		_ = nc.Close()
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return bufio.NewReaderSize(resp.Body, bufSize), nil
+	if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		_ = nc.Close()
+		return fmt.Errorf("the stream is not chunked (%v)", resp.TransferEncoding)
+	}
+	rest, _ := br.Peek(br.Buffered())
+	now := time.Now().UnixNano()
+	_ = nc.SetReadDeadline(time.Time{})
+	if c.fd, err = detach(nc); err != nil {
+		return err
+	}
+	// What came with the head is parsed here, before the loop owns c: it
+	// holds the history at most (publishing starts once every client has
+	// it), so no latency is recorded (nil tally).
+	return c.take(rest, now, nil)
+}
+
+// take parses bytes received at now (Unix ns), recording latencies in t.
+func (c *client) take(b []byte, now int64, t *tally) error {
+	err := c.p.feed(b, func(kind lineKind, id int64) { c.line(kind, id, now, t) })
+	if err == nil && c.p.ended {
+		err = io.EOF
+	}
+	return err
+}
+
+// line accounts for a history or message event received at now.
+func (c *client) line(kind lineKind, id int64, now int64, t *tally) {
+	last := c.last.Load()
+	switch kind {
+	case lineHistory:
+		c.last.Store(id)
+		c.historyAt = time.Unix(0, now)
+		c.gotHistory()
+	case lineMessage:
+		switch {
+		case last != 0 && id <= last:
+			c.dups++
+			return
+		case last != 0 && id != last+1:
+			c.ooo++
+		}
+		c.last.Store(id)
+		c.received++
+		if t != nil {
+			t.add(id, now)
+		}
+	}
+}
+
+// tally is one reader's latency record: a histogram of every delivery and,
+// for the first perMessage messages, each one's first and last delivery.
+type tally struct {
+	sent          *sentTimes
+	lat           hist
+	first, lastOf []int64 // ns after the publish; 0: none yet
+}
+
+func newTally(sent *sentTimes, perMessage int) *tally {
+	return &tally{sent: sent, first: make([]int64, perMessage), lastOf: make([]int64, perMessage)}
+}
+
+func (t *tally) add(id, now int64) {
+	at, k := t.sent.at(id)
+	if at <= 0 {
+		return
+	}
+	d := now - at
+	t.lat.add(time.Duration(d))
+	if k < len(t.first) {
+		if t.first[k] == 0 || d < t.first[k] {
+			t.first[k] = d
+		}
+		t.lastOf[k] = max(t.lastOf[k], d)
+	}
 }
 
 var (
@@ -174,40 +270,62 @@ var (
 	histPrefix = []byte(`data: {"type":"history"`)
 )
 
-// read parses the stream: id lines give the order, the send table the latency.
-func (c *client) read(br *bufio.Reader, sent *sentTimes) {
-	var id int64
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			if err != bufio.ErrBufferFull {
-				c.err = err
-				return
-			}
-		}
-		now := time.Now().UnixNano()
-		switch {
-		case bytes.HasPrefix(line, idPrefix):
-			id, _ = strconv.ParseInt(string(bytes.TrimSpace(line[len(idPrefix):])), 10, 64)
-		case bytes.HasPrefix(line, histPrefix):
-			atomic.StoreInt64(&c.last, id)
-			c.historyAt = time.Now()
-			close(c.historyGot)
-		case bytes.HasPrefix(line, msgPrefix):
-			switch {
-			case c.last != 0 && id <= c.last:
-				c.dups++
-				continue
-			case c.last != 0 && id != c.last+1:
-				c.ooo++
-			}
-			atomic.StoreInt64(&c.last, id)
-			c.received++
-			if t := sent.at(id); t > 0 {
-				c.lat.add(time.Duration(now - t))
+// cpuTicks returns the CPU time (clock ticks) used by process pid (0: this
+// one) and by the whole machine (busy, all CPUs) so far.
+func cpuTicks(pid int) (proc, busy int64) {
+	name := "/proc/self/stat"
+	if pid > 0 {
+		name = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	if b, err := os.ReadFile(name); err == nil {
+		// The fields after the command's closing parenthesis: utime and
+		// stime are the 12th and 13th.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 12 {
+				u, _ := strconv.ParseInt(f[11], 10, 64)
+				s, _ := strconv.ParseInt(f[12], 10, 64)
+				proc = u + s
 			}
 		}
 	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			if i == 3 || i == 4 { // idle, iowait
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			busy += n
+		}
+	}
+	return proc, busy
+}
+
+// cpuUse is the CPU the server, the load tool and everything else took
+// over a span: the machine is shared, and a busy neighbour shows up here.
+type cpuUse struct{ server, tool, busy int64 }
+
+func cpuNow(pid int) cpuUse {
+	s, busy := cpuTicks(pid)
+	t, _ := cpuTicks(0)
+	return cpuUse{server: s, tool: t, busy: busy}
+}
+
+func (a cpuUse) report(b cpuUse, msgs int, span time.Duration) string {
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	server := time.Duration(b.server-a.server) * tick
+	tool := time.Duration(b.tool-a.tool) * tick
+	other := time.Duration(b.busy-a.busy)*tick - server - tool
+	per := func(d time.Duration) string {
+		if msgs == 0 {
+			return d.String()
+		}
+		return (d / time.Duration(msgs)).Round(10*time.Microsecond).String() + "/msg"
+	}
+	return fmt.Sprintf("server %s, load tool %s, other processes %.0f%% of %d CPUs",
+		per(server), per(tool), 100*other.Seconds()/span.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())
 }
 
 func rssKB(pid int) int64 {
@@ -248,13 +366,49 @@ func run(o options) error {
 
 	rssBefore := rssKB(o.pid)
 	scansBefore := messageScans(ctx, st)
-	bufSize := 64 << 10
-	if o.mode == "idle" || o.mode == "connect" {
-		bufSize = 4 << 10
+
+	// Publish like the API: insert (ids from the room counter), then publish.
+	total := int(o.rate * o.duration.Seconds())
+	batch := 1
+	if o.mode == "throughput" {
+		batch = o.batch
+		total = 0
 	}
-	clients := make([]*client, o.conns)
+	maxMsgs := max(total, 2_000_000)
 	sent := &sentTimes{}
-	var wg sync.WaitGroup
+	perMessage := 0
+	if o.mode == "latency" {
+		sent.times = make([]atomic.Int64, maxMsgs+batch)
+		perMessage = total
+	} else if o.mode == "throughput" {
+		sent.times = make([]atomic.Int64, maxMsgs+batch)
+	}
+
+	clients := make([]*client, o.conns)
+	for i := range clients {
+		clients[i] = &client{fd: -1, historyGot: make(chan struct{})}
+	}
+	readers := make([]*reader, max(1, o.readers))
+	for i := range readers {
+		r, err := newReader(clients, sent, perMessage)
+		if err != nil {
+			return err
+		}
+		readers[i] = r
+		go r.run()
+	}
+	var stopOnce sync.Once
+	stopReaders := func() {
+		stopOnce.Do(func() {
+			for _, r := range readers {
+				r.halt()
+			}
+		})
+	}
+	defer func() {
+		stopReaders()
+		closeAll(clients)
+	}()
 	start := make(chan struct{})
 	var failed atomic.Int64
 	parallel := make(chan struct{}, 200) // connect pace outside the connect test
@@ -262,27 +416,27 @@ func run(o options) error {
 		parallel = make(chan struct{}, o.conns)
 	}
 	t0 := time.Now()
-	for i := range clients {
-		c := &client{historyGot: make(chan struct{})}
-		clients[i] = c
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
+	for i, c := range clients {
+		go func() {
 			if o.mode == "connect" {
 				<-start
 			}
 			parallel <- struct{}{}
-			br, err := c.dial(u, sourceAddr(i, o.sources), bufSize)
+			r := readers[i%len(readers)]
+			err := c.dial(u, sourceAddr(i, o.sources), r)
+			if err == nil {
+				err = r.add(i)
+			}
 			if err != nil {
 				<-parallel
 				c.err = err
 				failed.Add(1)
-				close(c.historyGot)
+				c.gotHistory()
 				return
 			}
-			go func() { <-c.historyGot; <-parallel }()
-			c.read(br, sent)
-		}(i)
+			<-c.historyGot
+			<-parallel
+		}()
 	}
 	if o.mode == "connect" {
 		t0 = time.Now()
@@ -293,12 +447,17 @@ func run(o options) error {
 	}
 	connected := time.Since(t0)
 	if n := failed.Load(); n > 0 {
+		stopReaders()
 		return fmt.Errorf("%d of %d connections failed (first: %v)", n, o.conns, firstErr(clients))
 	}
-	fmt.Printf("mode=%s conns=%d sources=%d connected+history in %s\n", o.mode, o.conns, o.sources, connected.Round(time.Millisecond))
+	fmt.Printf("mode=%s conns=%d sources=%d readers=%d connected+history in %s\n", o.mode, o.conns, o.sources, len(readers), connected.Round(time.Millisecond))
 
 	switch o.mode {
 	case "connect":
+		stopReaders()
+		if err := firstErr(clients); err != nil {
+			return fmt.Errorf("a stream failed: %w", err)
+		}
 		var ts []time.Duration
 		for _, c := range clients {
 			ts = append(ts, c.historyAt.Sub(t0))
@@ -309,32 +468,27 @@ func run(o options) error {
 		fmt.Printf("connect: %d simultaneous; history received p50 %s p99 %s max %s; within 1s: %v; Postgres scans of messages: %d\n",
 			o.conns, ts[len(ts)/2].Round(time.Millisecond), ts[len(ts)*99/100].Round(time.Millisecond), ts[len(ts)-1].Round(time.Millisecond),
 			ts[len(ts)-1] <= time.Second, scans)
-		closeAll(clients)
 		return nil
 	case "idle":
 		// Let the server's garbage from the handshakes be collected and returned.
 		time.Sleep(5 * time.Second)
 		after := rssKB(o.pid)
+		stopReaders()
+		if err := firstErr(clients); err != nil {
+			return fmt.Errorf("a stream failed: %w", err)
+		}
 		fmt.Printf("idle: server RSS %d MiB -> %d MiB with %d connections: %.2f KiB per connection\n",
 			rssBefore>>10, after>>10, o.conns, float64(after-rssBefore)/float64(o.conns))
-		closeAll(clients)
 		return nil
 	}
 
-	// Publish like the API: insert (ids from the room counter), then publish.
-	total := int(o.rate * o.duration.Seconds())
-	batch := 1
-	if o.mode == "throughput" {
-		batch = o.batch
-		total = 0
-	}
-	maxMsgs := max(total, 2_000_000)
-	sent.times = make([]atomic.Int64, maxMsgs+batch)
 	lastID, err := st.Counters(ctx)
 	if err != nil {
+		stopReaders()
 		return err
 	}
-	sent.base = lastID.LastMessageID + 1
+	sent.base.Store(lastID.LastMessageID + 1)
+	cpu0 := cpuNow(o.pid)
 	pubStart := time.Now()
 	posted := 0
 	var interval time.Duration
@@ -360,13 +514,16 @@ func run(o options) error {
 		}
 		msgs, err := st.InsertMessages(ctx, nm)
 		if err != nil {
+			stopReaders()
 			return err
 		}
+		// The clock starts when the insert has committed, before the publish.
 		now := time.Now().UnixNano()
 		for _, m := range msgs {
-			sent.times[m.ID-sent.base].Store(now)
+			sent.times[m.ID-sent.base.Load()].Store(now)
 		}
 		if err := b.Publish(ctx, msgs); err != nil {
+			stopReaders()
 			return err
 		}
 		posted += len(msgs)
@@ -375,54 +532,93 @@ func run(o options) error {
 	pubTime := time.Since(pubStart)
 	// Wait for the stragglers (bounded).
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		done := true
-		for _, c := range clients {
-			if atomic.LoadInt64(&c.last) < lastPosted {
-				done = false
-				break
-			}
-		}
-		if done {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	for time.Now().Before(deadline) && slowest(clients) < lastPosted {
+		time.Sleep(time.Millisecond)
 	}
 	allTime := time.Since(pubStart)
-	closeAll(clients)
-	wg.Wait()
+	cpu1 := cpuNow(o.pid)
+	stopReaders()
 	var h hist
 	var recv, dups, ooo uint64
+	first := make([]int64, perMessage)
+	lastOf := make([]int64, perMessage)
+	for _, r := range readers {
+		h.merge(&r.tally.lat)
+		for k := range first {
+			if f := r.tally.first[k]; f > 0 && (first[k] == 0 || f < first[k]) {
+				first[k] = f
+			}
+			lastOf[k] = max(lastOf[k], r.tally.lastOf[k])
+		}
+	}
 	for _, c := range clients {
-		h.merge(&c.lat)
 		recv += c.received
 		dups += c.dups
 		ooo += c.ooo
 	}
 	lost := int64(posted)*int64(o.conns) - int64(recv)
 	fmt.Printf("%s: %d messages in %s (%.0f msg/s) to %d clients\n", o.mode, posted, pubTime.Round(time.Millisecond), float64(posted)/pubTime.Seconds(), o.conns)
-	fmt.Printf("  fan-out latency p50 %s p99 %s\n", h.quantile(0.50).Round(time.Microsecond), h.quantile(0.99).Round(time.Microsecond))
+	fmt.Printf("  fan-out latency p50 %s p99 %s (publish -> client read, every delivery)\n", h.quantile(0.50).Round(time.Microsecond), h.quantile(0.99).Round(time.Microsecond))
+	if perMessage > 0 && o.verbose {
+		fmt.Print("  each message, first/last client (ms):")
+		for k := range first {
+			fmt.Printf(" %.1f/%.1f", float64(first[k])/1e6, float64(lastOf[k])/1e6)
+		}
+		fmt.Println()
+	}
+	if perMessage > 0 {
+		fmt.Printf("  per message: first client p50 %s, last client p50 %s max %s\n",
+			median(first).Round(time.Microsecond), median(lastOf).Round(time.Microsecond), maxDur(lastOf).Round(time.Microsecond))
+	}
 	fmt.Printf("  deliveries %d in %s: %.0f deliveries/s\n", recv, allTime.Round(time.Millisecond), float64(recv)/allTime.Seconds())
 	fmt.Printf("  lost %d, duplicated %d, out of order %d\n", lost, dups, ooo)
+	fmt.Printf("  CPU while publishing: %s\n", cpu0.report(cpu1, posted, allTime))
 	fmt.Printf("  server RSS %d MiB (%.2f KiB per connection over the start)\n", rssKB(o.pid)>>10, float64(rssKB(o.pid)-rssBefore)/float64(o.conns))
+	if err := firstErr(clients); err != nil {
+		return fmt.Errorf("a stream failed: %w", err)
+	}
 	if lost != 0 || dups != 0 || ooo != 0 {
 		return fmt.Errorf("delivery was not exact: lost %d, duplicated %d, out of order %d", lost, dups, ooo)
 	}
 	return nil
 }
 
+// median and maxDur summarize per-message latencies (ns; 0: not delivered).
+func median(ns []int64) time.Duration {
+	var v []int64
+	for _, n := range ns {
+		if n > 0 {
+			v = append(v, n)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	return time.Duration(v[len(v)/2])
+}
+
+func maxDur(ns []int64) time.Duration {
+	var m int64
+	for _, n := range ns {
+		m = max(m, n)
+	}
+	return time.Duration(m)
+}
+
 func slowest(cs []*client) int64 {
 	m := int64(math.MaxInt64)
 	for _, c := range cs {
-		m = min(m, atomic.LoadInt64(&c.last))
+		m = min(m, c.last.Load())
 	}
 	return m
 }
 
 func closeAll(cs []*client) {
 	for _, c := range cs {
-		if c.conn != nil {
-			_ = c.conn.Close()
+		if c.fd >= 0 {
+			closeFD(c.fd)
+			c.fd = -1
 		}
 	}
 }
