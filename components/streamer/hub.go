@@ -47,6 +47,7 @@ type conn struct {
 	closeWhy   string // the disconnect reason once closing
 	closed     bool
 	dirty      bool
+	added      bool   // the shard has taken it (evAdd)
 	sh         *shard // set by attach, never changed
 }
 
@@ -77,7 +78,17 @@ type shard struct {
 	wake  chan struct{}
 
 	// Owned by the writer goroutine.
-	conns  map[*conn]struct{}
+	conns []*conn // closed ones are removed lazily (see compact)
+	// nclosed counts the closed connections still in conns.
+	nclosed int
+	// wheel spreads the pings over the ping interval: the connections in
+	// slot i get theirs when the hand reaches i, one slot per tick, so a
+	// ping never costs one write to every connection at once (which would
+	// delay a message arriving meanwhile). Closed ones are removed when
+	// their slot comes round.
+	wheel  [][]*conn
+	hand   int // the slot pinged at the next tick
+	slot   int // the slot the last new connection went to
 	stuck  map[*conn]struct{}
 	dirty  []*conn
 	live   []*frame
@@ -109,22 +120,27 @@ type hub struct {
 func newHub(s *Server, shards, ringSize int) *hub {
 	h := &hub{s: s, ring: newRing(ringSize), stop: make(chan struct{})}
 	for i := 0; i < shards; i++ {
-		sh := &shard{h: h, wake: make(chan struct{}, 1), conns: map[*conn]struct{}{}, stuck: map[*conn]struct{}{},
-			iov: make([]iovec, 0, maxIov), bufs: make([][]byte, 0, maxIov)}
+		sh := &shard{h: h, wake: make(chan struct{}, 1), stuck: map[*conn]struct{}{},
+			wheel: make([][]*conn, pingSlots(s.cfg.PingInterval)),
+			iov:   make([]iovec, 0, maxIov), bufs: make([][]byte, 0, maxIov)}
 		h.shards = append(h.shards, sh)
 	}
 	return h
 }
 
+// pingSlots is how many ticks the ping interval is cut into: one per 100 ms
+// at most 100, so at the default 10 s each tick pings 1% of the streams.
+func pingSlots(interval time.Duration) int {
+	return max(1, min(100, int(interval/(100*time.Millisecond))))
+}
+
 // start launches the shard writers; stopHub ends them, closing every stream.
 func (h *hub) start() {
-	for i, sh := range h.shards {
+	for _, sh := range h.shards {
 		h.wg.Add(1)
-		// Stagger the shards' pings so they do not all write at once.
-		offset := time.Duration(i) * h.s.cfg.PingInterval / time.Duration(len(h.shards))
 		go func() {
 			defer h.wg.Done()
-			sh.run(h.stop, offset)
+			sh.run(h.stop)
 		}()
 	}
 }
@@ -234,23 +250,21 @@ func (sh *shard) post(ev event) bool {
 // stuckRetry is how soon a writer retries sockets whose buffers were full.
 const stuckRetry = 10 * time.Millisecond
 
-func (sh *shard) run(stop <-chan struct{}, pingOffset time.Duration) {
+func (sh *shard) run(stop <-chan struct{}) {
 	cfg := &sh.h.s.cfg
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	ping := time.NewTimer(cfg.PingInterval + pingOffset)
+	ping := time.NewTicker(cfg.PingInterval / time.Duration(len(sh.wheel)))
 	defer ping.Stop()
 	retrying := false
 	for {
 		select {
 		case <-sh.wake:
+			sh.takeInbox()
 		case <-retry.C:
 			retrying = false
 		case <-ping.C:
-			ping.Reset(cfg.PingInterval)
-			for c := range sh.conns {
-				sh.enqueue(c, pingFrame)
-			}
+			sh.pingSlot()
 		case <-stop:
 			sh.mu.Lock()
 			sh.closed = true
@@ -259,23 +273,16 @@ func (sh *shard) run(stop <-chan struct{}, pingOffset time.Duration) {
 			sh.mu.Unlock()
 			for _, ev := range evs {
 				if ev.kind == evAdd {
-					sh.conns[ev.c] = struct{}{}
+					ev.c.added = true
+					sh.conns = append(sh.conns, ev.c)
+					sh.n.Add(1)
 				}
 			}
-			for c := range sh.conns {
+			for _, c := range sh.conns {
 				sh.drop(c, reasonShutdown)
 			}
 			return
 		}
-		sh.mu.Lock()
-		evs := sh.inbox
-		sh.inbox = sh.spare[:0]
-		sh.mu.Unlock()
-		for i := range evs {
-			sh.handle(&evs[i])
-			evs[i] = event{}
-		}
-		sh.spare = evs
 		sh.flushDirty()
 		if len(sh.stuck) > 0 {
 			sh.retryStuck()
@@ -284,8 +291,62 @@ func (sh *shard) run(stop <-chan struct{}, pingOffset time.Duration) {
 				retrying = true
 			}
 		}
+		sh.compact()
 	}
 }
+
+// takeInbox handles every event posted so far.
+func (sh *shard) takeInbox() {
+	sh.mu.Lock()
+	evs := sh.inbox
+	sh.inbox = sh.spare[:0]
+	sh.mu.Unlock()
+	for i := range evs {
+		sh.handle(&evs[i])
+		evs[i] = event{}
+	}
+	sh.spare = evs
+}
+
+// pingSlot queues a ping to the connections of the wheel's next slot.
+func (sh *shard) pingSlot() {
+	slot := sh.wheel[sh.hand]
+	k := 0
+	for _, c := range slot {
+		if c.closed {
+			continue
+		}
+		slot[k] = c
+		k++
+		sh.enqueue(c, pingFrame)
+	}
+	clear(slot[k:])
+	sh.wheel[sh.hand] = slot[:k]
+	sh.hand = (sh.hand + 1) % len(sh.wheel)
+}
+
+// compact removes closed connections from conns.
+func (sh *shard) compact() {
+	if sh.nclosed == 0 {
+		return
+	}
+	k := 0
+	for _, c := range sh.conns {
+		if !c.closed {
+			sh.conns[k] = c
+			k++
+		}
+	}
+	clear(sh.conns[k:])
+	sh.conns = sh.conns[:k]
+	sh.nclosed = 0
+	if cap(sh.conns) > 64 && k < cap(sh.conns)/4 {
+		sh.conns = append([]*conn(nil), sh.conns...)
+	}
+}
+
+// owns reports whether c is a live connection of this shard.
+func (sh *shard) owns(c *conn) bool { return c.added && !c.closed }
 
 func (sh *shard) handle(ev *event) {
 	switch ev.kind {
@@ -295,7 +356,18 @@ func (sh *shard) handle(ev *event) {
 			sh.live = append(sh.live, f)
 		}
 		n := 0
-		for c := range sh.conns {
+		// Start at a random connection, so that the same clients are not
+		// always written last.
+		conns := sh.conns
+		start := 0
+		if len(conns) > 1 {
+			start = rand.IntN(len(conns))
+		}
+		for k := range conns {
+			c := conns[(start+k)%len(conns)]
+			if c.closed {
+				continue
+			}
 			if f.live {
 				if f.id <= c.lastSent {
 					continue
@@ -310,19 +382,25 @@ func (sh *shard) handle(ev *event) {
 		}
 	case evAdd:
 		c := ev.c
-		sh.conns[c] = struct{}{}
+		c.added = true
+		sh.conns = append(sh.conns, c)
+		// Slots are taken in turn, so that streams that connect together
+		// (a drained pod's clients) are still pinged apart. The first ping
+		// comes within one interval, then one every interval.
+		sh.slot = (sh.slot + 1) % len(sh.wheel)
+		sh.wheel[sh.slot] = append(sh.wheel[sh.slot], c)
 		sh.n.Add(1)
 		sh.markDirty(c)
 	case evSend:
-		if _, ok := sh.conns[ev.c]; ok {
+		if sh.owns(ev.c) {
 			sh.enqueue(ev.c, ev.f)
 		}
 	case evClose:
-		if _, ok := sh.conns[ev.c]; ok {
+		if sh.owns(ev.c) {
 			sh.closeGracefully(ev.c, ev.f, reasonClosed)
 		}
 	case evDrop:
-		if _, ok := sh.conns[ev.c]; ok {
+		if sh.owns(ev.c) {
 			sh.drop(ev.c, ev.reason)
 		}
 	case evDrain:
@@ -330,11 +408,11 @@ func (sh *shard) handle(ev *event) {
 		if n < 0 {
 			n = len(sh.conns)
 		}
-		for c := range sh.conns {
+		for _, c := range sh.conns {
 			if n <= 0 {
 				break
 			}
-			if !c.closing {
+			if !c.closed && !c.closing {
 				sh.closeGracefully(c, nil, reasonDrain)
 				n--
 			}
@@ -386,8 +464,21 @@ func (sh *shard) closeGracefully(c *conn, final *frame, reason string) {
 	sh.markDirty(c)
 }
 
+// inboxCheck is how many connections a writer flushes between looks at its
+// inbox: a message that arrives during a long flush (a stats event to every
+// client, a burst of new connections) joins it instead of waiting for its end.
+const inboxCheck = 32
+
 func (sh *shard) flushDirty() {
-	for i, c := range sh.dirty {
+	// sh.dirty may grow while it is walked: events taken mid-flush mark more
+	// connections dirty (those not reached yet are dirty already and write
+	// the new frame in the same writev).
+	for i := 0; i < len(sh.dirty); i++ {
+		if i%inboxCheck == inboxCheck-1 && len(sh.wake) > 0 {
+			<-sh.wake
+			sh.takeInbox()
+		}
+		c := sh.dirty[i]
 		sh.dirty[i] = nil
 		c.dirty = false
 		if !c.closed {
@@ -483,22 +574,25 @@ func (sh *shard) write(c *conn, bufs [][]byte) (int, error) {
 	return total, nil
 }
 
-// consume drops n written bytes from the head of c's queue.
+// consume drops n written bytes from the head of c's queue. The queue keeps
+// its array (no allocation per message and client).
 func (sh *shard) consume(c *conn, n int) {
 	c.qbytes -= n
-	for n > 0 && len(c.queue) > 0 {
-		rest := len(c.queue[0].bytes(c.t)) - c.off
+	i := 0
+	for n > 0 && i < len(c.queue) {
+		rest := len(c.queue[i].bytes(c.t)) - c.off
 		if n < rest {
 			c.off += n
-			return
+			break
 		}
 		n -= rest
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
+		i++
 		c.off = 0
 	}
-	if len(c.queue) == 0 {
-		c.queue = c.queue[:0]
+	if i > 0 {
+		k := copy(c.queue, c.queue[i:])
+		clear(c.queue[k:])
+		c.queue = c.queue[:k]
 	}
 }
 
@@ -508,10 +602,10 @@ func (sh *shard) drop(c *conn, reason string) {
 		return
 	}
 	c.closed = true
-	if _, ok := sh.conns[c]; ok {
+	if c.added {
 		sh.n.Add(-1)
+		sh.nclosed++
 	}
-	delete(sh.conns, c)
 	delete(sh.stuck, c)
 	for i := range c.queue {
 		c.queue[i] = nil
