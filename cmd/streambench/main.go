@@ -10,9 +10,10 @@
 // is self-checking: any loss, duplicate, reordering or broken stream makes
 // it exit non-zero.
 //
-// The streams are read by epoll loops (-readers, one by default), not by a
-// goroutine each: on the server's own cores, 1,000 goroutine wake-ups per
-// message cost the tool more CPU than the server spent writing.
+// The streams are read by epoll loops (-readers, one per CPU by default, as
+// many clients would read in parallel), not by a goroutine each: on the
+// server's own cores, 1,000 goroutine wake-ups per message cost the tool
+// more CPU than the server spent writing.
 //
 //	streambench -url http://127.0.0.1:18090 -pid 1234 -mode latency -conns 1000 -rate 10
 //
@@ -73,7 +74,7 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
 	fs.IntVar(&o.batch, "batch", 20, "messages per insert in throughput mode")
 	fs.IntVar(&o.window, "window", 400, "throughput mode: most messages published ahead of the slowest client")
-	fs.IntVar(&o.readers, "readers", 1, "epoll loops (OS threads) reading the streams")
+	fs.IntVar(&o.readers, "readers", runtime.GOMAXPROCS(0), "epoll loops reading the streams (default: one per CPU)")
 	fs.BoolVar(&o.verbose, "v", false, "latency mode: print each message's first and last delivery")
 	fs.IntVar(&o.sources, "sources", 0, "distinct 127.x.y.z source addresses (0: one per 5 connections)")
 	flag.Parse()
@@ -317,7 +318,7 @@ func (a cpuUse) report(b cpuUse, msgs int, span time.Duration) string {
 	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
 	server := time.Duration(b.server-a.server) * tick
 	tool := time.Duration(b.tool-a.tool) * tick
-	other := time.Duration(b.busy-a.busy)*tick - server - tool
+	other := max(0, time.Duration(b.busy-a.busy)*tick-server-tool)
 	per := func(d time.Duration) string {
 		if msgs == 0 {
 			return d.String()
