@@ -11,12 +11,12 @@ import (
 	"unsafe"
 )
 
-// A reader is one epoll loop on its own OS thread that reads every stream
-// it was given: a wake-up reads all the sockets that became readable, one
-// read each, instead of waking one goroutine per stream (1,000 goroutine
-// wake-ups per message cost the load tool more CPU than the server spends
-// writing, on the same cores). The latency of a message is taken right
-// after the read that completed its line returned.
+// A reader is one epoll loop that reads every stream it was given: a
+// wake-up reads all the sockets that became readable, one read each,
+// instead of waking one goroutine per stream (1,000 goroutine wake-ups per
+// message cost the load tool more CPU than the server spends writing, on
+// the same cores). The latency of a message is taken right after the read
+// that completed its line returned.
 type reader struct {
 	ep      int
 	epf     *os.File // ep, for waiting through Go's poller
