@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,38 +22,15 @@ import (
 // The quick start (`make run`, which is `chatrd dev`) as a newcomer uses it:
 // a built binary on a free port, the README's requests, and Ctrl-C.
 
-var (
-	buildOnce sync.Once
-	chatrdBin string
-	buildErr  error
-)
-
 // chatrdBinary builds chatrd once per test run.
 func chatrdBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chatrd-dev-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		chatrdBin = filepath.Join(dir, "chatrd")
-		out, err := exec.Command("go", "build", "-o", chatrdBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return chatrdBin
+	return testenv.Binary(t, "github.com/chatr-ai/chatr/cmd/chatrd")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if chatrdBin != "" {
-		_ = os.RemoveAll(filepath.Dir(chatrdBin))
-	}
+	testenv.RemoveBinaries()
 	os.Exit(code)
 }
 

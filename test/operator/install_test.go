@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,9 +78,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	_ = env.Stop()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
+	testenv.RemoveBinaries()
 	os.Exit(code)
 }
 
@@ -345,31 +342,10 @@ func nestedContainer(t *testing.T, dep *unstructured.Unstructured) map[string]an
 // syncBuffer collects output written from another goroutine.
 type syncBuffer = testenv.SyncBuffer
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // operatorBinary builds cmd/chatr-operator once per test run.
 func operatorBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chatr-operator-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "chatr-operator")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/chatr-ai/chatr/cmd/chatr-operator").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testenv.Binary(t, "github.com/chatr-ai/chatr/cmd/chatr-operator")
 }
 
 func freeAddr(t *testing.T) string {
