@@ -181,6 +181,7 @@ type stream struct {
 	lastID  string
 	retries []int
 	pings   int
+	stats   []model.Stats
 	ends    int // connections that ended
 	endedAt []time.Time
 	changed chan struct{}
@@ -227,6 +228,12 @@ func (s *stream) handle(t *testing.T, ev event) {
 			t.Errorf("message %d came with id line %q", m.ID, ev.id)
 		}
 		s.msgs = append(s.msgs, m)
+	case "stats":
+		var st model.Stats
+		if err := json.Unmarshal(env.Data, &st); err != nil {
+			t.Errorf("bad stats: %v", err)
+		}
+		s.stats = append(s.stats, st)
 	}
 	s.notify()
 }

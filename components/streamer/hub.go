@@ -165,12 +165,15 @@ func (h *hub) publish(e entry) {
 	h.mu.Unlock()
 }
 
-// setStats records the latest stats and fans them out.
-func (h *hub) setStats(f *frame) {
+// setStats records the latest stats (what a new stream gets after its
+// history) and, when broadcast is set, fans them out to every stream.
+func (h *hub) setStats(f *frame, broadcast bool) {
 	h.mu.Lock()
 	h.stats = f
-	for _, sh := range h.shards {
-		sh.post(event{kind: evFrame, f: f})
+	if broadcast {
+		for _, sh := range h.shards {
+			sh.post(event{kind: evFrame, f: f})
+		}
 	}
 	h.mu.Unlock()
 }

@@ -133,7 +133,7 @@ func (s *Server) warmUp(ctx context.Context) error {
 		s.feed.last = m.ID
 	}
 	s.hub.ring.partial = len(msgs) >= s.cfg.RingSize
-	if err := s.refreshStats(ctx); err != nil {
+	if err := s.refreshStats(ctx, false); err != nil {
 		return err
 	}
 	s.warm.Store(true)
@@ -195,26 +195,40 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// statsLoop sends the stats event every StatsInterval. The figures come from
-// the room's counter row and the presence set: one cheap read per pod per
-// interval, never a COUNT(*). The counter's last id also reveals messages the
+// statsRefresh is how often the stats a new stream receives on connect are
+// refreshed between two broadcasts, so that a newcomer never sees figures
+// much older than this.
+const statsRefresh = 2 * time.Second
+
+// statsLoop sends the stats event every StatsInterval, and refreshes the
+// figures new streams get on connect more often. The figures come from the
+// room's counter row and the presence set: one cheap read per pod per
+// refresh, never a COUNT(*). The counter's last id also reveals messages the
 // bus lost with nothing after them to show the gap.
 func (s *Server) statsLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.StatsInterval)
+	every := min(statsRefresh, s.cfg.StatsInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
+	next := time.Now().Add(s.cfg.StatsInterval)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := s.refreshStats(ctx); err != nil && ctx.Err() == nil {
+		case now := <-t.C:
+			broadcast := !now.Before(next.Add(-every / 2))
+			if broadcast {
+				if next = next.Add(s.cfg.StatsInterval); next.Before(now) {
+					next = now.Add(s.cfg.StatsInterval)
+				}
+			}
+			if err := s.refreshStats(ctx, broadcast); err != nil && ctx.Err() == nil {
 				s.log.Warn("could not refresh stats", "err", err)
 			}
 		}
 	}
 }
 
-func (s *Server) refreshStats(ctx context.Context) error {
+func (s *Server) refreshStats(ctx context.Context, broadcast bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	c, err := s.st.Counters(ctx)
@@ -226,7 +240,7 @@ func (s *Server) refreshStats(ctx context.Context) error {
 		s.met.redisErrors.Inc()
 		online = 0
 	}
-	s.hub.setStats(statsFrame(model.Stats{TotalAgents: c.TotalAgents, OnlineAgents: online, TotalMessages: c.TotalMessages}))
+	s.hub.setStats(statsFrame(model.Stats{TotalAgents: c.TotalAgents, OnlineAgents: online, TotalMessages: c.TotalMessages}), broadcast)
 	if s.feed != nil {
 		s.feed.noteLast(c.LastMessageID)
 	}

@@ -279,3 +279,24 @@ func metric(t *testing.T, srv *streamer.Server, name string, labels ...string) f
 	}
 	return total
 }
+
+// A stream that connects between two stats broadcasts gets figures at most a
+// couple of seconds old, not the ones from the last broadcast.
+func TestStatsOnConnectAreFresh(t *testing.T) {
+	r := newRoom(t, "")
+	p := startPod(t, r, "a", func(c *streamer.Config) { c.StatsInterval = time.Hour })
+	posted := r.post(t, 5)
+	s, closeFn := openSSE(t, p.url, "")
+	defer closeFn()
+	s.until(t, len(posted))
+	closeFn()
+	time.Sleep(2500 * time.Millisecond) // one refresh (2 s) later
+	s2, close2 := openSSE(t, p.url, "")
+	defer close2()
+	s2.waitFor(t, "a stats event on connect", 5*time.Second, func(s *stream) bool { return len(s.stats) > 0 })
+	s2.mu.Lock()
+	defer s2.mu.Unlock()
+	if got := s2.stats[0].TotalMessages; got != int64(len(posted)) {
+		t.Fatalf("stats on connect say %d messages, want %d", got, len(posted))
+	}
+}
