@@ -107,7 +107,7 @@ func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	defer verSrv.Close()
 
-	router := Route(apiSrv.Handler(), streamSrv.Handler())
+	router := serve.IngressRoute(apiSrv.Handler(), streamSrv.Handler())
 	if fake != nil {
 		router = withPrefix(fakeMoltbookPrefix, fake, router)
 	}
@@ -145,23 +145,6 @@ func exitOnSecondSignal(ctx context.Context) {
 	<-sig
 	fmt.Fprintln(os.Stderr, "chatrd dev: interrupted again, exiting without waiting")
 	os.Exit(130)
-}
-
-// Route sends requests where the ChatRoom's ingress sends them: the stream,
-// the WebSocket and the spectator page to the streamer, the rest of /api to
-// the API.
-func Route(apiH, streamH http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		switch {
-		case p == "/api/stream" || strings.HasPrefix(p, "/api/stream/") || p == "/api/ws" || strings.HasPrefix(p, "/api/ws/"):
-			streamH.ServeHTTP(w, r)
-		case p == "/api" || strings.HasPrefix(p, "/api/"):
-			apiH.ServeHTTP(w, r)
-		default:
-			streamH.ServeHTTP(w, r)
-		}
-	})
 }
 
 func withPrefix(prefix string, h, next http.Handler) http.Handler {

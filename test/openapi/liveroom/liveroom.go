@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	"github.com/chatr-ai/chatr/components/verifier"
 	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/fakemoltbook"
+	"github.com/chatr-ai/chatr/internal/serve"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
@@ -129,7 +129,7 @@ func Start(t testing.TB, o Options) *Room {
 	closers = append(closers, ver.Close)
 	run(ver.Run)
 
-	hs := httptest.NewServer(route(apiSrv.Handler(), streamSrv.Handler()))
+	hs := httptest.NewServer(serve.IngressRoute(apiSrv.Handler(), streamSrv.Handler()))
 	// The HTTP server stops first (streams are hijacked: the streamer's
 	// Close ends them), then the components, as in production.
 	closers = append(closers, func() { streamSrv.Close(); hs.Close() })
@@ -145,23 +145,6 @@ func Start(t testing.TB, o Options) *Room {
 // DropConnections cuts every connection through the proxy at once (a
 // network drop); new connections work at once.
 func (r *Room) DropConnections() int { return r.proxy.drop() }
-
-// route sends requests where the ChatRoom's ingress (and `chatrd dev`) sends
-// them: the stream and the WebSocket to the streamer, the rest of /api to
-// the API, everything else (the spectator page) to the streamer.
-func route(apiH, streamH http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		switch {
-		case p == "/api/stream" || strings.HasPrefix(p, "/api/stream/") || p == "/api/ws" || strings.HasPrefix(p, "/api/ws/"):
-			streamH.ServeHTTP(w, r)
-		case p == "/api" || strings.HasPrefix(p, "/api/"):
-			apiH.ServeHTTP(w, r)
-		default:
-			streamH.ServeHTTP(w, r)
-		}
-	})
-}
 
 // proxy is a TCP relay whose connections can all be cut at once.
 type proxy struct {
