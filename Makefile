@@ -25,12 +25,23 @@ run: ## run the whole room locally on $$CHATR_LISTEN (default 127.0.0.1:8080)
 services: ## start (or install) PostgreSQL and Redis on this machine
 	@hack/services.sh
 
+# make test runs go test -json through hack/testreport, which prints every
+# failed test's output in full, the skips, a table per package and last
+# "N passed, N failed, N skipped". CHATR_TEST_STRICT=1 makes a missing
+# prerequisite (envtest, Chromium, Node, Python) fail instead of skip; under
+# CI=true a skip not in hack/skip-allowlist.txt fails the run. A failing
+# hack/envtest-assets.sh or tools-bin.sh fails the target (docs/testing.md).
 .PHONY: test
-test: ## run every test (real PostgreSQL, Redis, Chromium and kube-apiserver) with -race
+test: ## run every test (real PostgreSQL, Redis, Chromium and kube-apiserver) with -race; ends with "N passed, N failed, N skipped"
 	@hack/services.sh
 	@hack/chromium.sh
 	@hack/python-deps.sh >/dev/null
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" CHATR_HELM="$$(hack/tools-bin.sh helm)" $(GO) test $(TESTFLAGS) $(PKGS)
+	@mkdir -p $(BIN) && $(GO) build -o $(BIN)/testreport ./hack/testreport
+	@assets=$$(hack/envtest-assets.sh) || { echo "make test: hack/envtest-assets.sh failed, so the envtest suites cannot run" >&2; exit 1; }; \
+	helm=$$(hack/tools-bin.sh helm) || { echo "make test: hack/tools-bin.sh helm failed" >&2; exit 1; }; \
+	echo "KUBEBUILDER_ASSETS=$$assets CHATR_HELM=$$helm CHATR_TEST_STRICT=1 go test -json $(TESTFLAGS) $(PKGS)"; \
+	KUBEBUILDER_ASSETS=$$assets CHATR_HELM=$$helm CHATR_TEST_STRICT=1 \
+	  $(BIN)/testreport -allow hack/skip-allowlist.txt -- $(GO) test -json $(TESTFLAGS) $(PKGS)
 
 .PHONY: lint
 lint: ## gofmt and go vet
