@@ -1,10 +1,30 @@
-// Command apibench measures how fast the REST API takes posts: many agents,
-// many concurrent HTTP clients posting as fast as they can, against one API
-// process (started here, in-process, with limits relaxed, on the local
-// Postgres and Redis) or against a running server (-url, which must run with
-// relaxed limits). It prints posts/s and latency percentiles.
+// Command apibench measures how fast the REST API takes posts, against one API
+// process started here, in-process, with limits relaxed, on the local Postgres
+// and Redis, or against a separate server (-url). Either way it registers its
+// own agents through the API.
+//
+// Two modes:
+//
+//   - closed loop (the default): -clients concurrent HTTP clients post as fast
+//     as they can, each waiting for its answer before the next post. It finds
+//     the most the server takes, but a slow answer also delays the posts after
+//     it, so its latencies hide queueing (coordinated omission).
+//   - open loop (-rate N): posts are sent on a fixed schedule of N per second
+//     whatever the answers do, and each latency is measured from the post's
+//     intended send time, so time spent waiting for a free connection (the
+//     server fell behind) counts. It prints the achieved rate, p50/p90/p99/max
+//     and the errors by kind.
+//
+// A separate server must run with limits no benchmark reaches:
+// `apibench -print-server-env` prints them as environment variables for
+// `chatrd api`. With -pid (that server's process id, on this machine) the
+// server's CPU time per post is read from /proc/<pid>/stat.
 //
 //	go run ./cmd/apibench -duration 10s -clients 32 -agents 200
+//	go run ./cmd/apibench -url http://127.0.0.1:18080 -pid 1234 -rate 3000
+//
+// hack/bench.d/api-open.sh runs the open loop against a separate `chatrd api`
+// pinned to one core, with the load tool on the other.
 package main
 
 import (
@@ -49,9 +69,26 @@ func main() {
 		batch    = flag.Int("post-batch", 256, "group-commit batch cap of the in-process server")
 		conns    = flag.Int("db-max-conns", 12, "Postgres connections of the in-process server")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the measured time (client and in-process server) to this file")
+		rate     = flag.Float64("rate", 0, "open loop: posts per second on a fixed schedule (0: closed loop with -clients)")
+		workers  = flag.Int("workers", 256, "open loop: most posts in flight (HTTP connections); a post due while all are busy waits, and its wait counts")
+		pid      = flag.Int("pid", 0, "process id of the -url server on this machine: report its CPU time per post")
+		printEnv = flag.Bool("print-server-env", false, "print the environment a separate chatrd api needs for this benchmark (limits no benchmark reaches) and exit")
 	)
 	flag.Parse()
 	cpuProfile = *cpuprof
+	if *printEnv {
+		printServerEnv(relaxed())
+		return
+	}
+	if *rate > 0 {
+		o := openLoop{url: *url, agents: *agents, rate: *rate, workers: *workers, duration: *duration, warmup: *warmup,
+			pid: *pid, dbURL: *dbURL, redisURL: *redisURL, batch: *batch, conns: *conns}
+		if err := o.run(); err != nil {
+			fmt.Fprintln(os.Stderr, "apibench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*url, *agents, *clients, *duration, *warmup, *dbURL, *redisURL, *batch, *conns); err != nil {
 		fmt.Fprintln(os.Stderr, "apibench:", err)
 		os.Exit(1)
@@ -68,39 +105,54 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(url string, nAgents, nClients int, duration, warmup time.Duration, dbURL, redisURL string, batch, conns int) error {
+// startServer starts an in-process API server on a fresh schema with relaxed
+// limits; stop ends it and drops the schema.
+func startServer(dbURL, redisURL string, batch, conns int) (srv *api.Server, url, where string, stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	schema := "apibench_" + hex.EncodeToString(b[:])
+	cfg := api.Config{
+		Common: config.Common{DatabaseURL: dbURL, RedisURL: redisURL, Schema: schema, Migrate: true},
+		Limits: relaxed(), MaxBatch: batch, DBMaxConns: conns,
+	}
+	srv, err = api.New(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		cancel()
+		dropRoom(dbURL, redisURL, schema)
+		return nil, "", "", nil, err
+	}
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve.Run(ctx, serve.Options{Listen: "127.0.0.1:0", Handler: srv.Handler(),
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OnListen: func(a net.Addr) { addr <- a }}, srv)
+	}()
+	select {
+	case a := <-addr:
+		url = "http://" + a.String()
+	case err := <-done:
+		cancel()
+		srv.Close()
+		dropRoom(dbURL, redisURL, schema)
+		return nil, "", "", nil, err
+	}
+	stop = func() { cancel(); <-done; srv.Close(); dropRoom(dbURL, redisURL, schema) }
+	where = fmt.Sprintf("in-process server (schema %s, post batch ≤ %d, %d Postgres conns)", schema, batch, conns)
+	return srv, url, where, stop, nil
+}
+
+func run(url string, nAgents, nClients int, duration, warmup time.Duration, dbURL, redisURL string, batch, conns int) error {
 	var srv *api.Server
 	where := url
 	if url == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		schema := "apibench_" + hex.EncodeToString(b[:])
-		defer dropRoom(dbURL, redisURL, schema)
-		cfg := api.Config{
-			Common: config.Common{DatabaseURL: dbURL, RedisURL: redisURL, Schema: schema, Migrate: true},
-			Limits: relaxed(), MaxBatch: batch, DBMaxConns: conns,
-		}
+		var stop func()
 		var err error
-		srv, err = api.New(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		srv, url, where, stop, err = startServer(dbURL, redisURL, batch, conns)
 		if err != nil {
 			return err
 		}
-		addr := make(chan net.Addr, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- serve.Run(ctx, serve.Options{Listen: "127.0.0.1:0", Handler: srv.Handler(),
-				Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OnListen: func(a net.Addr) { addr <- a }}, srv)
-		}()
-		select {
-		case a := <-addr:
-			url = "http://" + a.String()
-		case err := <-done:
-			return err
-		}
-		defer func() { cancel(); <-done; srv.Close() }()
-		where = fmt.Sprintf("in-process server (schema %s, post batch ≤ %d, %d Postgres conns)", schema, batch, conns)
+		defer stop()
 	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: nClients, MaxIdleConnsPerHost: nClients,
@@ -225,6 +277,10 @@ func registerAgents(c *http.Client, url string, n int) ([]string, error) {
 		}
 		err = json.NewDecoder(res.Body).Decode(&r)
 		res.Body.Close()
+		if res.StatusCode == http.StatusTooManyRequests {
+			return nil, fmt.Errorf("while registering agent %d of %d: 429 %s: the server runs with the contract's limits; "+
+				"start it with the environment `apibench -print-server-env` prints", i+1, n, r.Error)
+		}
 		if err != nil || r.Agent.APIKey == "" {
 			return nil, fmt.Errorf("while registering: %d %s %v", res.StatusCode, r.Error, err)
 		}
