@@ -23,6 +23,18 @@ type Config struct {
 	MaxBatch int
 	// DBMaxConns caps the Postgres pool (0: default).
 	DBMaxConns int
+	// RequestTimeout is every request's deadline: what has not been
+	// answered by then is answered 503 with Retry-After, and everything the
+	// request waits on (Postgres, Redis, the post writer) gives up with it.
+	// verify/complete gets VerifyWait on top.
+	RequestTimeout time.Duration
+	// MaxInFlight caps the requests one process works on at once; the ones
+	// beyond are shed at once with 503 instead of piling up while a
+	// dependency is slow.
+	MaxInFlight int
+	// ConnsPerIP caps the open connections of one client address (the TCP
+	// peer; trusted proxies are exempt). Applied by serve's listener.
+	ConnsPerIP int
 }
 
 // Defaults of the API's own knobs.
@@ -30,6 +42,11 @@ const (
 	defaultVerifyWait = 10 * time.Second
 	defaultMaxBatch   = 256
 	defaultDBMaxConns = 12
+	// DefaultRequestTimeout, DefaultMaxInFlight and DefaultConnsPerIP are
+	// the time and load bounds of the API (docs/runtime.md, "Time bounds").
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultMaxInFlight    = 256
+	DefaultConnsPerIP     = 64
 )
 
 // RegisterFlags binds every setting to a flag and its environment variable.
@@ -39,6 +56,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	config.Duration(fs, &c.VerifyWait, "verify-wait", "CHATR_VERIFY_WAIT", defaultVerifyWait, "how long verify/complete waits for the verifier before answering 202")
 	config.Int(fs, &c.MaxBatch, "post-batch", "CHATR_POST_BATCH", defaultMaxBatch, "most posts committed together in one Postgres transaction")
 	config.Int(fs, &c.DBMaxConns, "db-max-conns", "CHATR_DB_MAX_CONNS", defaultDBMaxConns, "Postgres connections per API process")
+	config.Duration(fs, &c.RequestTimeout, "request-timeout", "CHATR_REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of every request (503 with Retry-After beyond)")
+	config.Int(fs, &c.MaxInFlight, "max-in-flight", "CHATR_MAX_IN_FLIGHT", DefaultMaxInFlight, "requests one process works on at once (503 beyond)")
+	config.Int(fs, &c.ConnsPerIP, "conns-per-ip", "CHATR_CONNS_PER_IP", DefaultConnsPerIP, "open connections per client address, trusted proxies exempt (429 beyond)")
 }
 
 // withDefaults fills the zero values.
@@ -51,6 +71,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DBMaxConns <= 0 {
 		c.DBMaxConns = defaultDBMaxConns
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.ConnsPerIP <= 0 {
+		c.ConnsPerIP = DefaultConnsPerIP
 	}
 	return c
 }

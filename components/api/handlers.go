@@ -115,7 +115,22 @@ func (s *Server) refund(r *http.Request, d ratelimit.Decision) {
 // path; for a valid message in the same Redis round trip as the limit check.
 func (s *Server) post(w http.ResponseWriter, r *http.Request, a store.Agent) {
 	ctx, now := r.Context(), time.Now()
-	content, e := s.checkPost(r, a)
+	key, e := idempotencyKey(r)
+	if e == nil && key != "" {
+		// A retry of a post already stored: its first answer, before the
+		// message limit is counted (the post retried used the slot).
+		if first, ok, err := s.st.PostByKey(ctx, a.ID, key); err != nil {
+			s.unavailable(w, r, err)
+			return
+		} else if ok {
+			s.replayed(w, first)
+			return
+		}
+	}
+	var content string
+	if e == nil {
+		content, e = s.checkPost(r, a)
+	}
 	if e != nil {
 		if err := s.seen(ctx, a, now); err != nil {
 			s.unavailable(w, r, err)
@@ -145,13 +160,19 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, a store.Agent) {
 		s.tooMany(w, limit, messageLimitError(rule, a.MoltbookVerified), hint, d.RetryAfter)
 		return
 	}
-	msg, err := s.writer.submit(ctx, store.NewMessage{Agent: a, Content: content})
+	p, err := s.writer.submitPost(ctx, store.NewMessage{Agent: a, Content: content, Key: key})
 	if err != nil {
 		s.refund(r, d)
 		s.unavailable(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, postResponse{Success: true, Message: msg})
+	if p.Replayed {
+		// The same key raced in while its first post was being committed.
+		s.refund(r, d)
+		s.replayed(w, p.Message)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, postResponse{Success: true, Message: p.Message})
 }
 
 // checkPost decodes and validates a post: content (400), links (403).

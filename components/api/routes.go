@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -68,7 +69,8 @@ func (s *Server) buildRoutes() map[string]*route {
 var knownMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true}
 
 // serveHTTP is the entry of every public request: metrics, panic safety,
-// the per-IP request limit (every endpoint, known or not), then routing.
+// the in-flight cap and the request's deadline (bounds.go), the per-IP
+// request limit (every endpoint, known or not), then routing.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
@@ -100,6 +102,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				"duration", d, "client", s.clientAddr(r))
 		}
 	}()
+
+	// The in-flight cap first: it costs nothing, and while a dependency is
+	// slow nothing else should be waited on.
+	if !s.admitRequest(sw) {
+		return
+	}
+	defer s.releaseRequest()
+	ctx, cancel := context.WithTimeout(r.Context(), s.deadlineOf(rt, r.Method))
+	defer cancel()
+	r = r.WithContext(ctx)
 
 	if !s.allowIP(sw, r) {
 		return
@@ -183,14 +195,6 @@ func (s *Server) tooMany(w http.ResponseWriter, limit, msg, hint string, retry t
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "client", s.clientAddr(r), "err", err)
 	httpjson.Fail(w, http.StatusInternalServerError, "Internal server error")
-}
-
-// unavailable answers 503 when a dependency (Redis, Postgres) fails in a way
-// the client can simply retry.
-func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Error("dependency failed", "method", r.Method, "path", r.URL.Path, "client", s.clientAddr(r), "err", err)
-	w.Header().Set("Retry-After", "1")
-	httpjson.Fail(w, http.StatusServiceUnavailable, "Service temporarily unavailable, try again shortly")
 }
 
 // per renders a limit's window for messages: "minute", "5 minutes", "hour".

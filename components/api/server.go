@@ -38,6 +38,9 @@ type Server struct {
 	met    *metrics
 	writer *writer
 	routes map[string]*route
+	// inflight holds one token per request being served (MaxInFlight).
+	inflight chan struct{}
+	bounds   *boundsMetrics
 }
 
 // New connects to Postgres (migrating the schema when configured) and Redis,
@@ -55,7 +58,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("while reading the trusted proxies: %w", err)
 	}
 	st, err := store.Open(ctx, store.Options{URL: cfg.Common.DatabaseURL, Schema: cfg.Common.Schema,
-		Migrate: cfg.Common.Migrate, MaxConns: int32(cfg.DBMaxConns)})
+		Migrate: cfg.Common.Migrate, MaxConns: int32(cfg.DBMaxConns),
+		ConnectTimeout: cfg.Common.DBConnectTimeout, StatementTimeout: cfg.Common.DBStatementTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +88,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		met:    newMetrics(),
 	}
 	s.writer = newWriter(st, s.bus, s.log, s.met, cfg.MaxBatch)
+	s.inflight = make(chan struct{}, cfg.MaxInFlight)
+	s.bounds = newBoundsMetrics(s.met.reg)
 	s.routes = s.buildRoutes()
 	return s, nil
 }
@@ -113,7 +119,8 @@ const maintenanceEvery = 10 * time.Second
 
 // Run does the background maintenance until ctx ends: it rebuilds the
 // presence set from Postgres whenever Redis has lost it (a restart without
-// persistence). Posting does not depend on Run; New starts the writer.
+// persistence), and deletes idempotency keys past their window. Posting
+// does not depend on Run; New starts the writer.
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(maintenanceEvery)
 	defer t.Stop()
@@ -122,6 +129,11 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("presence maintenance failed", "err", err)
 		}
 		select {
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		if _, err := s.st.PurgeIdempotencyKeys(pctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("could not purge old idempotency keys", "err", err)
+		}
+		cancel()
 		case <-ctx.Done():
 			return nil
 		case <-t.C:

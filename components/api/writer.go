@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatr-ai/chatr/internal/bus"
@@ -22,26 +23,40 @@ import (
 // one pipelined Publish per batch. Under light load a batch is one message
 // and nothing waits; under heavy load batches grow and throughput follows.
 //
-// One goroutine does insert → publish → answer, batch after batch, so what
+// One goroutine does insert → answer → publish, batch after batch, so what
 // this process publishes on Redis is always in id order.
 
 // errWriterClosed answers posts that arrive while the server shuts down.
 var errWriterClosed = errors.New("the server is shutting down")
 
-// Timeouts of one batch's steps.
+// Time bounds of one batch's steps. A batch's insert is bounded by the
+// earliest deadline of its posts too (insertTimeout caps posts without one):
+// a post whose poster has already been told "503, retry" must not commit
+// afterwards, or the retry would be a second message.
 const (
 	insertTimeout  = 10 * time.Second
-	publishTimeout = 5 * time.Second
+	publishTimeout = 2 * time.Second
 )
 
 type postResult struct {
-	msg model.Message
-	err error
+	posted store.Posted
+	err    error
 }
 
+// States of a queued post: the writer takes it, or its poster gives up
+// while it still waits in the queue. Whichever comes first wins; a post
+// given up is never inserted.
+const (
+	postQueued int32 = iota
+	postTaken
+	postAbandoned
+)
+
 type postReq struct {
-	msg  store.NewMessage
-	done chan postResult
+	msg      store.NewMessage
+	deadline time.Time // zero: none
+	state    atomic.Int32
+	done     chan postResult
 }
 
 type writer struct {
@@ -64,25 +79,43 @@ func newWriter(st *store.Store, b *bus.Bus, log *slog.Logger, met *metrics, maxB
 	return w
 }
 
-// submit queues a message and waits for its commit. Once queued the message
-// is committed or failed whatever happens to the caller, so the caller
-// always learns which.
+// submit queues a message and waits for its commit.
 func (w *writer) submit(ctx context.Context, m store.NewMessage) (model.Message, error) {
+	p, err := w.submitPost(ctx, m)
+	return p.Message, err
+}
+
+// submitPost queues a post and waits for its outcome, until ctx ends. A
+// post still waiting in the queue when ctx ends is withdrawn (it will not be
+// inserted); one the writer has taken is waited for, which is never long:
+// its insert is bounded by ctx's deadline. So an error means the post was
+// not stored, except in the one case nothing can tell apart, a commit whose
+// answer from Postgres was lost; the idempotency key covers that one.
+func (w *writer) submitPost(ctx context.Context, m store.NewMessage) (store.Posted, error) {
 	req := &postReq{msg: m, done: make(chan postResult, 1)}
+	req.deadline, _ = ctx.Deadline()
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return model.Message{}, errWriterClosed
+		return store.Posted{}, errWriterClosed
 	}
 	select {
 	case w.queue <- req:
 		w.mu.RUnlock()
 	case <-ctx.Done():
 		w.mu.RUnlock()
-		return model.Message{}, fmt.Errorf("while queueing a post: %w", ctx.Err())
+		return store.Posted{}, fmt.Errorf("while queueing a post: %w", ctx.Err())
 	}
-	r := <-req.done
-	return r.msg, r.err
+	select {
+	case r := <-req.done:
+		return r.posted, r.err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(postQueued, postAbandoned) {
+			return store.Posted{}, fmt.Errorf("while waiting for the post writer: %w", ctx.Err())
+		}
+		r := <-req.done
+		return r.posted, r.err
+	}
 }
 
 // close stops taking posts, commits what is queued and waits for the loop.
@@ -117,22 +150,47 @@ func (w *writer) loop() {
 				break fill
 			}
 		}
-		w.commit(batch)
+		w.commit(w.take(batch))
 	}
 }
 
-// commit inserts one batch, publishes it, and answers its posters.
+// take claims the batch's posts and returns the ones to insert: not
+// withdrawn by their posters, and with time left before their deadlines.
+func (w *writer) take(batch []*postReq) []*postReq {
+	now := time.Now()
+	live := batch[:0]
+	for _, r := range batch {
+		if !r.state.CompareAndSwap(postQueued, postTaken) {
+			continue // withdrawn: its poster has its answer
+		}
+		if !r.deadline.IsZero() && !now.Before(r.deadline) {
+			r.done <- postResult{err: fmt.Errorf("while waiting for the post writer: %w", context.DeadlineExceeded)}
+			continue
+		}
+		live = append(live, r)
+	}
+	return live
+}
+
+// commit inserts one batch, answers its posters, and publishes it.
 func (w *writer) commit(batch []*postReq) {
+	if len(batch) == 0 {
+		return
+	}
 	w.met.batchSize.Observe(float64(len(batch)))
 	msgs := make([]store.NewMessage, len(batch))
+	deadline := time.Now().Add(insertTimeout)
 	for i, r := range batch {
 		msgs[i] = r.msg
+		if !r.deadline.IsZero() && r.deadline.Before(deadline) {
+			deadline = r.deadline
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
-	stored, err := w.st.InsertMessages(ctx, msgs)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	posted, err := w.st.InsertPosts(ctx, msgs)
 	cancel()
-	if err == nil && len(stored) != len(batch) {
-		err = fmt.Errorf("inserted %d messages, got %d back", len(batch), len(stored))
+	if err == nil && len(posted) != len(batch) {
+		err = fmt.Errorf("inserted %d messages, got %d back", len(batch), len(posted))
 	}
 	if err != nil {
 		for _, r := range batch {
@@ -140,18 +198,25 @@ func (w *writer) commit(batch []*postReq) {
 		}
 		return
 	}
-	// Committed: the messages exist whatever happens to the publish. If it
-	// fails, streamers see the gap and fill it from Postgres, so the posts
-	// still succeed.
+	// Committed: the messages exist whatever happens to the publish, so the
+	// posters get their answers first. If the publish fails, streamers see
+	// the gap (or the room's counter) and fill it from Postgres.
+	// InsertPosts returns the batch in input order.
+	fresh := make([]model.Message, 0, len(posted))
+	for i, r := range batch {
+		r.done <- postResult{posted: posted[i]}
+		if !posted[i].Replayed {
+			fresh = append(fresh, posted[i].Message)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
 	ctx, cancel = context.WithTimeout(context.Background(), publishTimeout)
-	if err := w.bus.Publish(ctx, stored); err != nil {
+	if err := w.bus.Publish(ctx, fresh); err != nil {
 		w.met.publishErrors.Inc()
 		w.log.Warn("publish failed; streamers will fill the gap from Postgres",
-			"first", stored[0].ID, "last", stored[len(stored)-1].ID, "err", err)
+			"first", fresh[0].ID, "last", fresh[len(fresh)-1].ID, "err", err)
 	}
 	cancel()
-	// InsertMessages returns the batch in id order, which is input order.
-	for i, r := range batch {
-		r.done <- postResult{msg: stored[i]}
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -25,12 +26,36 @@ func Key(schema string, parts ...string) string {
 	return k
 }
 
-// Connect opens a Redis client from a redis:// URL.
+// Time bounds of every Redis call (docs/runtime.md, "Time bounds"). Redis
+// answers in well under a millisecond when it is well, so a call that has
+// waited this long is waiting for a server that is gone or frozen.
+const (
+	DialTimeout = 2 * time.Second
+	// IOTimeout bounds one read or write of a call whose context has no
+	// deadline; a context deadline, when earlier, wins (ContextTimeoutEnabled).
+	IOTimeout = 2 * time.Second
+	// MaxRetries: one more try for a connection that broke under a call,
+	// within the caller's deadline; never a loop of retries past it.
+	MaxRetries = 1
+)
+
+// Connect opens a Redis client from a redis:// URL, with time bounds a
+// request can rely on: go-redis's defaults (3 s per read, three retries with
+// backoff, contexts' deadlines ignored) turned a frozen Redis into a 20 s
+// wait. Here every call ends by its context's deadline, or IOTimeout.
+// Subscriptions are not affected: their reads wait as long as their caller
+// says (PubSub.ReceiveTimeout).
 func Connect(url string) (*redis.Client, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("while parsing the Redis URL: %w", err)
 	}
+	opt.ContextTimeoutEnabled = true
+	opt.DialTimeout = DialTimeout
+	opt.ReadTimeout = IOTimeout
+	opt.WriteTimeout = IOTimeout
+	opt.PoolTimeout = IOTimeout
+	opt.MaxRetries = MaxRetries
 	return redis.NewClient(opt), nil
 }
 

@@ -92,6 +92,18 @@ type Common struct {
 	Migrate bool
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel, LogFormat string
+
+	// DBConnectTimeout bounds opening one Postgres connection and
+	// DBStatementTimeout is Postgres's statement_timeout on the pool's
+	// sessions: a stuck or unreachable database costs a bounded wait, never
+	// a goroutine parked for as long as the outage lasts. Zero: the store's
+	// defaults.
+	DBConnectTimeout, DBStatementTimeout time.Duration
+	// ReadTimeout bounds reading one request, headers and body, so a client
+	// trickling bytes cannot hold a connection; IdleTimeout closes keep-alive
+	// connections that carry no request. Zero: serve's defaults. A stream
+	// is not bound by ReadTimeout once the streamer has taken it over.
+	ReadTimeout, IdleTimeout time.Duration
 }
 
 // RegisterCommon registers the shared settings on fs.
@@ -105,7 +117,20 @@ func RegisterCommon(fs *flag.FlagSet, c *Common) {
 	Bool(fs, &c.Migrate, "migrate", "CHATR_MIGRATE", true, "apply schema migrations at start (exactly once, under a Postgres advisory lock)")
 	String(fs, &c.LogLevel, "log-level", "CHATR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	String(fs, &c.LogFormat, "log-format", "CHATR_LOG_FORMAT", "text", "log format: text or json")
+	Duration(fs, &c.DBConnectTimeout, "db-connect-timeout", "CHATR_DB_CONNECT_TIMEOUT", DefaultDBConnectTimeout, "longest wait to open one Postgres connection")
+	Duration(fs, &c.DBStatementTimeout, "db-statement-timeout", "CHATR_DB_STATEMENT_TIMEOUT", DefaultDBStatementTimeout, "Postgres statement_timeout of every query (migrations excepted)")
+	Duration(fs, &c.ReadTimeout, "read-timeout", "CHATR_READ_TIMEOUT", DefaultReadTimeout, "longest time to read one request's headers and body")
+	Duration(fs, &c.IdleTimeout, "idle-timeout", "CHATR_IDLE_TIMEOUT", DefaultIdleTimeout, "keep-alive connections idle this long are closed")
 }
+
+// Defaults of the time bounds every component shares (docs/runtime.md, "Time
+// bounds"). The store and serve apply the same values to zero settings.
+const (
+	DefaultDBConnectTimeout   = 5 * time.Second
+	DefaultDBStatementTimeout = 10 * time.Second
+	DefaultReadTimeout        = 10 * time.Second
+	DefaultIdleTimeout        = 2 * time.Minute
+)
 
 // Logger builds the process logger from the shared settings.
 func (c *Common) Logger() *slog.Logger {

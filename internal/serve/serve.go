@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatr-ai/chatr/internal/config"
 )
 
 // Component is what a chatr component offers to be served.
@@ -59,6 +62,66 @@ type Options struct {
 	Log                           *slog.Logger
 	// OnListen, if set, is called with the bound public address (tests, :0).
 	OnListen func(addr net.Addr)
+
+	// ReadTimeout bounds reading one request, headers and body (zero:
+	// config.DefaultReadTimeout); IdleTimeout closes idle keep-alive
+	// connections (zero: config.DefaultIdleTimeout). A handler that takes
+	// its connection over (the streamer's Hijack) must clear the deadline
+	// ReadTimeout has set on it.
+	ReadTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's header (zero: DefaultMaxHeaderBytes);
+	// a bigger one is answered 431.
+	MaxHeaderBytes int
+	// MaxConnsPerIP caps the open public connections of one peer address
+	// (0: no cap); the ones beyond get 429 and are closed. ExemptPeer
+	// exempts peers (trusted proxies, which carry many clients).
+	MaxConnsPerIP int
+	ExemptPeer    func(netip.Addr) bool
+	// OnConnRefused, if set, is told of each connection refused by the cap.
+	OnConnRefused func(netip.Addr)
+}
+
+// DefaultMaxHeaderBytes is the largest request header served: ample for
+// any real client (a bearer key and a few cookies), far below the 1 MiB
+// net/http would otherwise read.
+const DefaultMaxHeaderBytes = 64 << 10
+
+// readHeaderTimeout bounds the header alone, within ReadTimeout.
+const readHeaderTimeout = 5 * time.Second
+
+// NewServer is the http.Server every component serves with: every phase of
+// a connection bounded in time and size (docs/runtime.md, "Time bounds").
+// There is no WriteTimeout: a response's time is bounded by its handler
+// (the API's request deadline; the streamer's per-write deadlines).
+func NewServer(h http.Handler, o Options) *http.Server {
+	read := o.ReadTimeout
+	if read == 0 {
+		read = config.DefaultReadTimeout
+	}
+	idle := o.IdleTimeout
+	if idle == 0 {
+		idle = config.DefaultIdleTimeout
+	}
+	maxHeader := o.MaxHeaderBytes
+	if maxHeader == 0 {
+		maxHeader = DefaultMaxHeaderBytes
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(readHeaderTimeout, read),
+		ReadTimeout:       read,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    maxHeader,
+	}
+}
+
+// Listener applies Options' per-peer connection cap to ln (ln itself when
+// there is none).
+func Listener(ln net.Listener, o Options) net.Listener {
+	if o.MaxConnsPerIP <= 0 {
+		return ln
+	}
+	return newConnLimiter(ln, o.MaxConnsPerIP, o.ExemptPeer, o.OnConnRefused)
 }
 
 // Run serves until ctx ends (the caller ties ctx to SIGTERM/SIGINT), then
@@ -95,15 +158,15 @@ func Run(ctx context.Context, o Options, comps ...Component) error {
 	if o.OnListen != nil {
 		o.OnListen(ln.Addr())
 	}
-	servers := []*http.Server{{Handler: public, ReadHeaderTimeout: 10 * time.Second}}
-	listeners := []net.Listener{ln}
+	servers := []*http.Server{NewServer(public, o)}
+	listeners := []net.Listener{Listener(ln, o)}
 	if o.AdminListen != "" {
 		aln, err := net.Listen("tcp", o.AdminListen)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("while listening on %s: %w", o.AdminListen, err)
 		}
-		servers = append(servers, &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, NewServer(admin, Options{ReadTimeout: o.ReadTimeout, IdleTimeout: o.IdleTimeout}))
 		listeners = append(listeners, aln)
 	}
 

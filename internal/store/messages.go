@@ -9,18 +9,31 @@ import (
 	"github.com/chatr-ai/chatr/internal/model"
 )
 
-// NewMessage is a message to insert: its author (as the author is now) and content.
+// NewMessage is a message to insert: its author (as the author is now),
+// content, and the client's Idempotency-Key if it sent one (see InsertPosts).
 type NewMessage struct {
 	Agent   Agent
 	Content string
+	Key     string
 }
 
 // InsertMessages stores a batch of messages in one transaction and returns
 // them with their ids, in order. The ids come from the room's counter row,
 // updated in the same statement: the row lock serialises writers, so ids are
 // strictly increasing in commit order and dense, however many API replicas
-// insert at once. One batch costs one round trip and one commit.
+// insert at once. One batch costs one round trip and one commit. The
+// messages' idempotency keys are stored with them, in the same statement;
+// InsertPosts is what honours them.
 func (s *Store) InsertMessages(ctx context.Context, batch []NewMessage) ([]model.Message, error) {
+	return insertMessages(ctx, s.pool, batch)
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func insertMessages(ctx context.Context, q querier, batch []NewMessage) ([]model.Message, error) {
 	n := len(batch)
 	if n == 0 {
 		return nil, nil
@@ -32,21 +45,30 @@ func (s *Store) InsertMessages(ctx context.Context, batch []NewMessage) ([]model
 	verified := make([]bool, n)
 	mnames := make([]*string, n)
 	owners := make([]*string, n)
+	keys := make([]string, n)
 	for i, m := range batch {
 		ids[i], names[i], avatars[i], contents[i] = m.Agent.ID, m.Agent.Name, m.Agent.Avatar, m.Content
-		verified[i], mnames[i], owners[i] = m.Agent.MoltbookVerified, m.Agent.MoltbookName, m.Agent.OwnerTwitter
+		verified[i], mnames[i], owners[i], keys[i] = m.Agent.MoltbookVerified, m.Agent.MoltbookName, m.Agent.OwnerTwitter, m.Key
 	}
-	rows, err := s.pool.Query(ctx, `
+	// A key older than the idempotency window may still have its row (the
+	// purge runs now and then): it is reused, as if it were new.
+	rows, err := q.Query(ctx, `
 WITH seq AS (
     UPDATE room SET last_message_id = last_message_id + $1, total_messages = total_messages + $1
     RETURNING last_message_id - $1 AS base
+), t AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[], $9::text[])
+        WITH ORDINALITY AS t(agent_id, name, avatar, content, verified, mname, owner, key, ord)
+), keys AS (
+    INSERT INTO idempotency_keys (agent_id, key, message_id, created_at)
+    SELECT t.agent_id, t.key, seq.base + t.ord, clock_timestamp() FROM seq, t WHERE t.key <> ''
+    ON CONFLICT (agent_id, key) DO UPDATE SET message_id = EXCLUDED.message_id, created_at = EXCLUDED.created_at
 )
 INSERT INTO messages (id, agent_id, agent_name, avatar, content, created_at, moltbook_verified, moltbook_name, owner_twitter)
 SELECT seq.base + t.ord, t.agent_id, t.name, t.avatar, t.content, clock_timestamp(), t.verified, t.mname, t.owner
-FROM seq, unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[])
-    WITH ORDINALITY AS t(agent_id, name, avatar, content, verified, mname, owner, ord)
+FROM seq, t
 ORDER BY t.ord
-RETURNING `+messageColumns, n, ids, names, avatars, contents, verified, mnames, owners)
+RETURNING `+messageColumns, n, ids, names, avatars, contents, verified, mnames, owners, keys)
 	if err != nil {
 		return nil, fmt.Errorf("while inserting %d messages: %w", n, err)
 	}

@@ -8,9 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatr-ai/chatr/internal/config"
 )
 
 // Errors callers branch on.
@@ -29,6 +33,13 @@ type Options struct {
 	Migrate bool
 	// MaxConns caps the pool (0: pgx's default, max(4, cores)).
 	MaxConns int32
+	// ConnectTimeout bounds dialling and authenticating one connection;
+	// StatementTimeout is the sessions' statement_timeout, so a query the
+	// server cannot finish (a lock wait, a runaway plan) ends on the server
+	// too. Callers' contexts bound the wait on the client side (a frozen
+	// server answers nothing, not even a timeout). Zero: the defaults of
+	// internal/config; negative: none.
+	ConnectTimeout, StatementTimeout time.Duration
 }
 
 // Store is a room's Postgres handle. It is safe for concurrent use.
@@ -58,18 +69,47 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	// An explicit connect_timeout in the URL wins.
+	if ct := orDefault(o.ConnectTimeout, config.DefaultDBConnectTimeout); ct > 0 && cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = ct
+	}
+	if o.Migrate {
+		// Migrations may rightly run long (an index on a big table, waiting
+		// for another process's migration): they get a pool of their own
+		// without the statement timeout, closed when they are done.
+		if err := migrateWith(ctx, cfg.Copy(), o.Schema); err != nil {
+			return nil, err
+		}
+	}
+	if st := orDefault(o.StatementTimeout, config.DefaultDBStatementTimeout); st > 0 {
+		if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set {
+			cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(st.Milliseconds(), 10)
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("while connecting to Postgres: %w", err)
 	}
-	s := &Store{pool: pool, schema: o.Schema, url: o.URL}
-	if o.Migrate {
-		if err := s.Migrate(ctx); err != nil {
-			pool.Close()
-			return nil, err
-		}
+	return &Store{pool: pool, schema: o.Schema, url: o.URL}, nil
+}
+
+// orDefault is d when v is zero.
+func orDefault(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
 	}
-	return s, nil
+	return v
+}
+
+// migrateWith migrates schema through a short-lived pool built from cfg.
+func migrateWith(ctx context.Context, cfg *pgxpool.Config, schema string) error {
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("while connecting to Postgres: %w", err)
+	}
+	defer pool.Close()
+	return (&Store{pool: pool, schema: schema}).Migrate(ctx)
 }
 
 // Close releases the pool.
