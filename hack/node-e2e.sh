@@ -30,8 +30,6 @@ if (( ${#need[@]} )); then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
-# Debian starts the packaged nginx and containerd; the node runs its own.
-systemctl disable --now nginx containerd >/dev/null 2>&1 || true
 hack/services.sh   # Postgres and Redis binaries (the node runs private instances)
 
 assets=$(hack/node-assets.sh)

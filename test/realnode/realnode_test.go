@@ -31,6 +31,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -63,7 +64,6 @@ type suite struct {
 	e        env
 	n        *node
 	cl       client.Client
-	fake     interface{ ServeHTTP(http.ResponseWriter, *http.Request) }
 	moltbook string
 	base     string // the room through the ingress
 	figs     *figures
@@ -184,6 +184,12 @@ func (s *suite) sampleRoom(t *testing.T, ns, name string) *chatrv1.ChatRoom {
 	as.RateLimitPeriod = &metav1.Duration{Duration: 5 * time.Second}
 	as.ScaleDown.StabilizationWindow = &metav1.Duration{Duration: 20 * time.Second}
 	room.Spec.Ingress.TLSSecretName = ""
+	// A 2-core node holds the whole fleet at its maximum, and a rollout's
+	// surge pod beside it.
+	room.Spec.Streamer.Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+	}
 	return &room
 }
 
