@@ -17,6 +17,7 @@ import (
 	"github.com/chatr-ai/chatr/components/streamer"
 
 	"github.com/chatr-ai/chatr/internal/store"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -27,7 +28,7 @@ const chromium = "/usr/bin/chromium"
 // without losing or repeating a message.
 func TestSpectatorPageInChromium(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("SKIPPED LOUDLY: " + chromium + " is missing, so the spectator page was NOT tested in a browser. Run hack/chromium.sh (apt-get install chromium).")
+		testenv.Missing(t, "%s is missing, so the spectator page was not tested in a browser; run hack/chromium.sh (apt-get install chromium)", chromium)
 	}
 	r := newRoom(t, "")
 	r.post(t, 2)

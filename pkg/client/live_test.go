@@ -332,9 +332,6 @@ func TestLiveVerification(t *testing.T) {
 	defer cancel()
 	c := newAgent(t, room, "verif_bot")
 	vc, err := c.VerifyStart(ctx, "  Clawd_Bot ")
-	if client.StatusCode(err) == http.StatusNotImplemented {
-		t.Skip("the verification handlers answer 501: internal/verify (issue 4) has not landed yet")
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,8 +57,8 @@ const (
 // package documentation. Its steps run as subtests, in order; a failed step
 // ends the run.
 func TestOperatorLoop(t *testing.T) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Skip("KUBEBUILDER_ASSETS is unset: the end-to-end test needs kube-apiserver and etcd; run `make e2e`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+	if _, missing := testenv.EnvtestAssets(); missing != "" {
+		testenv.Missing(t, "%s", missing)
 	}
 	e := &run{t: t, rep: newReport(), postedAt: map[int64]time.Time{}}
 	e.setUp()
@@ -94,7 +94,6 @@ type run struct {
 	spectators []*spectator
 	stayers    []*rawClient // surge clients that stayed after the surge
 	leavers    []*rawClient // surge clients that left when it ended
-	surgeSkip  string
 
 	postMu   sync.Mutex
 	posted   []int64
@@ -465,11 +464,6 @@ func (e *run) podDeletedStep(t *testing.T) {
 // when it ends, the operator scales them down, the removed pods drain and
 // their clients resume on the others.
 func (e *run) surgeStep(t *testing.T) {
-	if why := autoscalerMissing(); why != "" {
-		e.surgeSkip = why
-		e.rep.note("SURGE SKIPPED: %s", why)
-		t.Skip(why)
-	}
 	since := time.Now()
 	var clients []*rawClient
 	for i := range surgeClients {
@@ -673,9 +667,6 @@ func (e *run) finish() {
 	extra = append(extra, "events of the room:")
 	for _, ev := range roomEvents(context.Background(), e.cl.k8s, namespace, e.room) {
 		extra = append(extra, "  "+ev)
-	}
-	if e.surgeSkip != "" {
-		extra = append(extra, "", "NOT RUN: the surge part — "+e.surgeSkip)
 	}
 	extra = append(extra, "", "logs: "+e.logDir+" (operator.log, pods/<pod>.log, pods/runner.log)")
 	summary := e.rep.render(extra)
@@ -895,26 +886,6 @@ func (e *run) podLogs() string {
 		fmt.Fprintf(&b, "---- %s\n%s\n", p.Name, e.podLog(p.Name))
 	}
 	return b.String()
-}
-
-// autoscalerMissing names what is missing for the surge part: the streamer
-// autoscaler controller (issue 6) and its registration in the operator.
-func autoscalerMissing() string {
-	files, _ := filepath.Glob(filepath.Join(repoRoot, "controllers", "autoscaler*.go"))
-	src := 0
-	for _, f := range files {
-		if !strings.HasSuffix(f, "_test.go") {
-			src++
-		}
-	}
-	if src == 0 {
-		return "the streamer autoscaler controller (controllers/autoscaler*.go, issue 6) has not landed: nothing would scale the streamer Deployment"
-	}
-	main, err := os.ReadFile(filepath.Join(repoRoot, "cmd", "chatr-operator", "main.go"))
-	if err != nil || !strings.Contains(string(main), "Autoscaler") {
-		return "cmd/chatr-operator does not register the streamer autoscaler (no Autoscaler in main.go)"
-	}
-	return ""
 }
 
 func firstDiff(a, b []int64) int {

@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // The envtest tests run a real kube-apiserver and etcd; the pods are
@@ -43,9 +45,8 @@ var (
 const fakeCommand = "/fakepod"
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		skipReason = "KUBEBUILDER_ASSETS is unset: these tests need kube-apiserver and etcd; export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)"
-		fmt.Fprintln(os.Stderr, "SKIP envtest tests:", skipReason)
+	if _, skipReason = testenv.EnvtestAssets(); skipReason != "" {
+		fmt.Fprintln(os.Stderr, "NO ENVTEST:", skipReason)
 		os.Exit(m.Run())
 	}
 	os.Exit(runWithEnvtest(m))
@@ -86,10 +87,12 @@ func runWithEnvtest(m *testing.M) int {
 	return m.Run()
 }
 
+// needEnv ends the test, saying why, when there is no API server: a
+// failure under CI and make test, a skip otherwise (testenv.Missing).
 func needEnv(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
-		t.Skip(skipReason)
+		testenv.Missing(t, "%s", skipReason)
 	}
 }
 
