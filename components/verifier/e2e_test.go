@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatr-ai/chatr/internal/fakemoltbook"
+	"github.com/chatr-ai/chatr/internal/testenv"
 	"github.com/chatr-ai/chatr/internal/verify"
 )
 
@@ -258,7 +259,7 @@ func TestVerifySlowMoltbookAnswersPending(t *testing.T) {
 	if st.status != 200 || st.body["pending"] != true {
 		t.Fatalf("status while pending: %s", st.raw)
 	}
-	waitFor(t, 10*time.Second, "the verification to finish", func() bool {
+	testenv.Until(t, 10*time.Second, "the verification to finish", func() bool {
 		st = rm.call(t, "GET", "/api/verify/status", a.key, "")
 		return st.body["pending"] != true
 	})

@@ -67,7 +67,7 @@ func (qr *queueRoom) enqueue(t *testing.T, name string, scenario func(code strin
 func (qr *queueRoom) waitDone(t *testing.T, timeout time.Duration, id int64) verify.Job {
 	t.Helper()
 	var j verify.Job
-	waitFor(t, timeout, fmt.Sprintf("job %d to finish", id), func() bool {
+	testenv.Until(t, timeout, fmt.Sprintf("job %d to finish", id), func() bool {
 		var err error
 		j, err = qr.q.Job(context.Background(), id)
 		return err == nil && !j.Live()
@@ -131,8 +131,14 @@ func TestTwoReplicasProcessEachJobOnce(t *testing.T) {
 			t.Errorf("twin%02d: Moltbook asked %d times, want exactly 1", i, got)
 		}
 	}
-	c1 := counter(t, v1, "chatr_verifier_jobs_total", "verified")
-	c2 := counter(t, v2, "chatr_verifier_jobs_total", "verified")
+	// A replica counts a job once its Finish has committed, which is just
+	// after the row reads finished: wait for the counters to catch up.
+	var c1, c2 float64
+	testenv.Until(t, 10*time.Second, "both replicas to count their finished jobs", func() bool {
+		c1 = counter(t, v1, "chatr_verifier_jobs_total", "verified")
+		c2 = counter(t, v2, "chatr_verifier_jobs_total", "verified")
+		return c1+c2 >= n
+	})
 	if c1+c2 != n || c1 == 0 || c2 == 0 {
 		t.Fatalf("replicas finished %v and %v jobs, want %d in all, shared", c1, c2, n)
 	}
@@ -184,7 +190,7 @@ func TestStoppedWorkerGivesJobBack(t *testing.T) {
 		a.Faults = []fakemoltbook.Fault{{Delay: fakemoltbook.Duration(time.Minute)}}
 		return a
 	})
-	waitFor(t, 10*time.Second, "the first Moltbook call", func() bool { return qr.fake.Requests("interrupted") == 1 })
+	testenv.Until(t, 10*time.Second, "the first Moltbook call", func() bool { return qr.fake.Requests("interrupted") == 1 })
 	stopA()
 	startVerifier(t, cfg)
 	start := time.Now()
@@ -211,7 +217,7 @@ func TestCrashedWorkerJobTakenAfterLease(t *testing.T) {
 	})
 
 	// Replica A in its own process, so it can really be killed.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperVerifierProcess$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "CHATR_VERIFIER_HELPER=1", "CHATR_DB_SCHEMA="+qr.schema,
 		"CHATR_MOLTBOOK_URL="+qr.fakeURL,
 		"CHATR_VERIFY_LEASE="+cfg.Lease.String(), "CHATR_MOLTBOOK_TIMEOUT="+cfg.MoltbookTimeout.String())
@@ -227,7 +233,7 @@ func TestCrashedWorkerJobTakenAfterLease(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-	waitFor(t, 30*time.Second, "replica A's Moltbook call", func() bool { return qr.fake.Requests("crashy") == 1 })
+	testenv.Until(t, 30*time.Second, "replica A's Moltbook call", func() bool { return qr.fake.Requests("crashy") == 1 })
 	claimed, err := qr.q.Job(context.Background(), j.ID)
 	if err != nil || claimed.State != verify.StateRunning || claimed.Attempts != 1 {
 		t.Fatalf("job while A works: %+v %v", claimed, err)
@@ -256,20 +262,29 @@ func TestCrashedWorkerJobTakenAfterLease(t *testing.T) {
 	t.Logf("completed %s after the kill", time.Since(killedAt).Round(time.Millisecond))
 }
 
-// TestHelperVerifierProcess is replica A of TestCrashedWorkerJobTakenAfterLease,
-// run in a child process; it does nothing in a normal test run.
-func TestHelperVerifierProcess(t *testing.T) {
-	if os.Getenv("CHATR_VERIFIER_HELPER") != "1" {
-		t.Skip("helper process for TestCrashedWorkerJobTakenAfterLease")
+// TestMain runs the test binary as replica A of
+// TestCrashedWorkerJobTakenAfterLease when started as that child process
+// (a real process, so it can really be killed); otherwise it runs the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("CHATR_VERIFIER_HELPER") == "1" {
+		os.Exit(helperVerifierProcess())
 	}
+	os.Exit(m.Run())
+}
+
+// helperVerifierProcess is replica A: a verifier configured from the
+// environment, run until it is killed.
+func helperVerifierProcess() int {
 	cfg := testConfig(os.Getenv("CHATR_DB_SCHEMA"), os.Getenv("CHATR_MOLTBOOK_URL"))
 	cfg.Lease, _ = time.ParseDuration(os.Getenv("CHATR_VERIFY_LEASE"))
 	cfg.MoltbookTimeout, _ = time.ParseDuration(os.Getenv("CHATR_MOLTBOOK_TIMEOUT"))
 	v, err := verifier.New(context.Background(), cfg, quietLog())
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "replica A:", err)
+		return 1
 	}
 	_ = v.Run(context.Background()) // until killed
+	return 0
 }
 
 // The admin endpoints serve the verifier's metrics and readiness, as
@@ -287,7 +302,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	res.Body.Close()
 	var body string
-	waitFor(t, 5*time.Second, "the metrics", func() bool {
+	testenv.Until(t, 5*time.Second, "the metrics", func() bool {
 		res, err := admin.Client().Get(admin.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package verifier_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -190,15 +191,13 @@ func (rm *room) completeFinal(t *testing.T, a agentKey, moltbookName string) (fi
 		return r, false
 	}
 	checkPending(t, r)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	testenv.Eventually(t, 30*time.Second, "verification of "+moltbookName, func() error {
 		r = rm.call(t, "GET", "/api/verify/status", a.key, "")
-		if r.body["pending"] != true {
-			return r, true
+		if r.body["pending"] == true {
+			return fmt.Errorf("still pending: %s", r.raw)
 		}
-	}
-	t.Fatalf("verification of %s still pending after 30s: %s", moltbookName, r.raw)
+		return nil
+	})
 	return r, true
 }
 
@@ -211,17 +210,5 @@ func checkPending(t *testing.T, r resp) {
 		t.Fatalf("pending answer malformed: %s", r.raw)
 	case r.header.Get("Retry-After") == "":
 		t.Fatalf("pending answer without Retry-After: %s", r.raw)
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -219,21 +219,40 @@ func TestClaimIsExclusive(t *testing.T) {
 // again (attempt 2) and only the new owner's result counts, which also
 // marks the agent verified with the proof post.
 func TestLeaseExpiryAndFencing(t *testing.T) {
-	st := testenv.Store(t)
-	q := verify.NewQueue(st)
 	ctx := context.Background()
-	a := newAgent(t, st, "leased")
-	if _, _, err := q.Enqueue(ctx, a.ID, "leasedbook", "ABCD2345"); err != nil {
-		t.Fatal(err)
-	}
-	j1, ok, err := q.Claim(ctx, "dead", 200*time.Millisecond)
-	if !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	if _, ok, _ := q.Claim(ctx, "other", time.Minute); ok {
-		t.Fatal("a leased job was claimed again")
-	}
-	time.Sleep(300 * time.Millisecond)
+	var (
+		st *store.Store
+		q  *verify.Queue
+		a  store.Agent
+		j1 verify.Job
+	)
+	// While the lease runs nobody else gets the job. Whether the second
+	// claim came within the lease is measured: a machine too slow for that
+	// runs the step again with a longer lease, on a fresh room.
+	testenv.Timed(t, 200*time.Millisecond, func(lease time.Duration) error {
+		st = testenv.Store(t)
+		q = verify.NewQueue(st)
+		a = newAgent(t, st, "leased")
+		if _, _, err := q.Enqueue(ctx, a.ID, "leasedbook", "ABCD2345"); err != nil {
+			t.Fatal(err)
+		}
+		claimed := time.Now()
+		var ok bool
+		var err error
+		if j1, ok, err = q.Claim(ctx, "dead", lease); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if _, again, _ := q.Claim(ctx, "other", time.Minute); again {
+			if took := time.Since(claimed); took >= lease {
+				return testenv.TooSlow("the second claim came %s after the first, past the %s lease", took, lease)
+			}
+			t.Fatal("a leased job was claimed again")
+		}
+		return nil
+	})
+	testenv.Until(t, 10*time.Second, "the lease to run out", func() bool {
+		return time.Now().After(j1.LeaseExpiresAt.Add(10 * time.Millisecond))
+	})
 	if err := q.Finish(ctx, j1, verify.Result{Outcome: verify.OutcomeVerified}); !errors.Is(err, verify.ErrLeaseLost) {
 		t.Fatalf("finish after lease expiry: %v, want ErrLeaseLost", err)
 	}
@@ -269,10 +288,13 @@ func TestRequeueExpiredGivesUp(t *testing.T) {
 	a := newAgent(t, st, "poison")
 	job, _, _ := q.Enqueue(ctx, a.ID, "poison", "ABCD2345")
 	for i := 0; i < 2; i++ {
-		if _, ok, err := q.Claim(ctx, "w", time.Millisecond); !ok || err != nil {
+		j, ok, err := q.Claim(ctx, "w", time.Millisecond)
+		if !ok || err != nil {
 			t.Fatal(ok, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		testenv.Until(t, 10*time.Second, "the lease to run out", func() bool {
+			return time.Now().After(j.LeaseExpiresAt.Add(5 * time.Millisecond))
+		})
 		if _, _, err := q.RequeueExpired(ctx, 2); err != nil {
 			t.Fatal(err)
 		}
@@ -317,31 +339,47 @@ func TestRetryAndDefer(t *testing.T) {
 // The fleet-wide budget spaces requests 60s/rpm apart for every caller
 // together, and a pause holds everyone.
 func TestMoltbookBudget(t *testing.T) {
-	st := testenv.Store(t)
-	q := verify.NewQueue(st)
-	q2 := verify.NewQueue(testenv.StoreFor(t, st.Schema())) // another replica
 	ctx := context.Background()
-	const rpm = 600 // one per 100ms
-	if w, err := q.TakeMoltbook(ctx, rpm); w != 0 || err != nil {
-		t.Fatalf("first take: %s %v", w, err)
-	}
-	w, err := q2.TakeMoltbook(ctx, rpm)
-	if err != nil || w <= 0 || w > 100*time.Millisecond {
-		t.Fatalf("second take at once: wait %s %v", w, err)
-	}
-	time.Sleep(w)
-	if w, err := q2.TakeMoltbook(ctx, rpm); w != 0 || err != nil {
-		t.Fatalf("after waiting: %s %v", w, err)
-	}
+	var q, q2 *verify.Queue
+	var rpm int
+	// Two takes in a row: the second waits for the first's slot. Whether
+	// they came within one slot is measured; a machine too slow for that
+	// runs the step again with a lower rate, on a fresh room.
+	testenv.Timed(t, 100*time.Millisecond, func(slot time.Duration) error {
+		st := testenv.Store(t)
+		q = verify.NewQueue(st)
+		q2 = verify.NewQueue(testenv.StoreFor(t, st.Schema())) // another replica
+		rpm = int(time.Minute / slot)
+		first := time.Now()
+		if w, err := q.TakeMoltbook(ctx, rpm); w != 0 || err != nil {
+			t.Fatalf("first take: %s %v", w, err)
+		}
+		w, err := q2.TakeMoltbook(ctx, rpm)
+		if took := time.Since(first); err == nil && w == 0 && took >= slot {
+			return testenv.TooSlow("the second take came %s after the first, past the %s slot", took, slot)
+		}
+		if err != nil || w <= 0 || w > slot {
+			t.Fatalf("second take at once: wait %s %v, want (0, %s]", w, err, slot)
+		}
+		time.Sleep(w) // what the budget asked for: then the slot is free
+		if w, err := q2.TakeMoltbook(ctx, rpm); w != 0 || err != nil {
+			t.Fatalf("after waiting: %s %v", w, err)
+		}
+		return nil
+	})
+	// A pause holds every replica for its whole length (a shorter one does
+	// not shorten it): the wait is the pause less the time already gone.
+	paused := time.Now()
 	if err := q.PauseMoltbook(ctx, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.PauseMoltbook(ctx, time.Second); err != nil { // never shortens
 		t.Fatal(err)
 	}
-	w, err = q2.TakeMoltbook(ctx, rpm)
-	if err != nil || w < 1500*time.Millisecond || w > 2100*time.Millisecond {
-		t.Fatalf("paused: wait %s %v", w, err)
+	w, err := q2.TakeMoltbook(ctx, rpm)
+	gone := time.Since(paused)
+	if err != nil || w < 2*time.Second-gone-50*time.Millisecond || w > 2*time.Second+100*time.Millisecond {
+		t.Fatalf("paused for 2s, %s ago: wait %s %v", gone.Round(time.Millisecond), w, err)
 	}
 }
 
