@@ -1,9 +1,12 @@
 package httpjson
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -62,14 +65,51 @@ func TestTooMany(t *testing.T) {
 	}
 }
 
+// FuzzUnmarshal checks the body parser against encoding/json, the reference
+// it must agree with: a blank body is {}; any other body is accepted exactly
+// when json.Unmarshal accepts it, decodes to the same value, and is refused
+// with a 400 that names a type mistake json found as such. What it accepts,
+// encoded again, decodes to the same value.
 func FuzzUnmarshal(f *testing.F) {
-	f.Add([]byte(`{"name":"bot","avatar":"x"}`))
-	f.Add([]byte(`{"name":1}`))
-	f.Add([]byte(`nul`))
+	for _, s := range []string{`{"name":"bot","avatar":"x"}`, `{"name":1}`, `nul`, ` `, `{"name":"a"} {"name":"b"}`,
+		`{"name":"a"}]`, `[1]`, `{"NAME":"\ud800","avatar":null}`, `{"name":"a","name":"b"}`, `{"avatar":{"x":1}}`} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v body
-		if e := Unmarshal(b, &v); e != nil && e.Status != 400 {
-			t.Fatalf("status %d for client input", e.Status)
+		e := Unmarshal(b, &v)
+		if e != nil && (e.Status != 400 || e.Msg == "") {
+			t.Fatalf("%q: status %d %q for client input", b, e.Status, e.Msg)
+		}
+		var ref body
+		var refErr error
+		if len(bytes.TrimSpace(b)) > 0 {
+			refErr = json.Unmarshal(b, &ref)
+		}
+		if (e == nil) != (refErr == nil) {
+			t.Fatalf("%q: Unmarshal says %v, encoding/json says %v", b, e, refErr)
+		}
+		if e != nil {
+			// A type mistake is always named as one. (The reverse need not
+			// hold: a wrongly typed first value followed by more input is a
+			// syntax error to json.Unmarshal, which reads everything first.)
+			var te *json.UnmarshalTypeError
+			typeMsg := e.Msg == "Request body must be a JSON object" || strings.HasPrefix(e.Msg, "Invalid type for field ")
+			if errors.As(refErr, &te) && !typeMsg || !typeMsg && e.Msg != "Invalid JSON body" {
+				t.Fatalf("%q: message %q for encoding/json's %v", b, e.Msg, refErr)
+			}
+			return
+		}
+		if !reflect.DeepEqual(v, ref) {
+			t.Fatalf("%q: decoded %+v, encoding/json %+v", b, v, ref)
+		}
+		again, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w body
+		if e := Unmarshal(again, &w); e != nil || !reflect.DeepEqual(w, v) {
+			t.Fatalf("%q: re-encoded as %s, decoded again as %+v (%v)", b, again, w, e)
 		}
 	})
 }
