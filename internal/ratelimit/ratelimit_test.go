@@ -59,49 +59,95 @@ func TestAllowUpToLimit(t *testing.T) {
 	}
 }
 
+// The timing tests below run against Redis's clock, so they cannot use a
+// fake one. Each measures, on this machine's clock (the same clock, to the
+// millisecond the script uses), when every call was made, checks its
+// expectations against those measurements, and when the machine was too
+// slow for a step's premise (an event that should still be in the window
+// might have left it) runs again with a window twice as long
+// (testenv.Timed). slack covers the script's millisecond rounding.
+const slack = 3 * time.Millisecond
+
+// timedAllow is allow with the local time just before and just after the
+// call: the event's time in Redis lies between the two.
+func timedAllow(t *testing.T, l *ratelimit.Limiter, k string, r ratelimit.Rule) (d ratelimit.Decision, before, after time.Time) {
+	t.Helper()
+	before = time.Now()
+	d = allow(t, l, k, r)
+	return d, before, time.Now()
+}
+
+// sleepUntil waits for a point in time: here the passing of time is the
+// event, a window sliding past an entry.
+func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
+
 // The window slides: an event leaves it exactly one window after it happened,
 // not at a fixed boundary.
 func TestWindowSlides(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Redis(t)
-	l, k := ratelimit.New(rdb), key(t, rdb)
-	r := ratelimit.Rule{Limit: 2, Window: 600 * time.Millisecond}
-	allow(t, l, k, r) // t0
-	time.Sleep(300 * time.Millisecond)
-	allow(t, l, k, r) // t0+300ms
-	if d := allow(t, l, k, r); d.Allowed {
-		t.Fatal("third event inside the window allowed")
-	} else if d.RetryAfter > 300*time.Millisecond+50*time.Millisecond {
-		t.Fatalf("RetryAfter = %s, want about 300ms (when the first event leaves)", d.RetryAfter)
-	}
-	time.Sleep(350 * time.Millisecond) // t0 has left, t0+300ms has not
-	if d := allow(t, l, k, r); !d.Allowed || d.Count != 2 {
-		t.Fatalf("after the first event left: %+v, want allowed with count 2", d)
-	}
-	if d := allow(t, l, k, r); d.Allowed {
-		t.Fatal("window holds 2 events again, yet a third was allowed")
-	}
+	l := ratelimit.New(rdb)
+	testenv.Timed(t, 600*time.Millisecond, func(w time.Duration) error {
+		k := key(t, rdb)
+		r := ratelimit.Rule{Limit: 2, Window: w}
+		_, t0, t0end := timedAllow(t, l, k, r) // e0
+		time.Sleep(w / 2)
+		_, t1, _ := timedAllow(t, l, k, r) // e1, half a window later
+		d, _, t2end := timedAllow(t, l, k, r)
+		if t2end.Sub(t0) >= w {
+			return testenv.TooSlow("three calls took %s, a %s window", t2end.Sub(t0), w)
+		}
+		if d.Allowed {
+			t.Fatal("third event inside the window allowed")
+		}
+		// The slot frees when e0 leaves (e0 + w), not e1 (half a window later).
+		if limit := t0end.Add(w).Sub(t1) + slack; d.RetryAfter > limit {
+			t.Fatalf("RetryAfter = %s, want at most %s (when the first event leaves)", d.RetryAfter, limit)
+		}
+		sleepUntil(t0end.Add(w + slack)) // e0 has left
+		d, _, _ = timedAllow(t, l, k, r)
+		d2, _, t4end := timedAllow(t, l, k, r)
+		if t4end.Sub(t1) >= w-slack {
+			return testenv.TooSlow("the second event may have left the window too (%s after it)", t4end.Sub(t1))
+		}
+		if !d.Allowed || d.Count != 2 {
+			t.Fatalf("after the first event left: %+v, want allowed with count 2", d)
+		}
+		if d2.Allowed {
+			t.Fatal("window holds 2 events again, yet a third was allowed")
+		}
+		return nil
+	})
 }
 
 // Waiting exactly RetryAfter is enough; waiting less is not.
 func TestRetryAfterIsExact(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Redis(t)
-	l, k := ratelimit.New(rdb), key(t, rdb)
-	r := ratelimit.Rule{Limit: 1, Window: 500 * time.Millisecond}
-	allow(t, l, k, r)
-	d := allow(t, l, k, r)
-	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > r.Window {
-		t.Fatalf("second attempt: %+v", d)
-	}
-	time.Sleep(d.RetryAfter / 2)
-	if d := allow(t, l, k, r); d.Allowed {
-		t.Fatal("allowed before RetryAfter elapsed")
-	}
-	time.Sleep(d.RetryAfter/2 + 20*time.Millisecond)
-	if d := allow(t, l, k, r); !d.Allowed {
-		t.Fatalf("denied after RetryAfter elapsed: %+v", d)
-	}
+	l := ratelimit.New(rdb)
+	testenv.Timed(t, 500*time.Millisecond, func(w time.Duration) error {
+		k := key(t, rdb)
+		r := ratelimit.Rule{Limit: 1, Window: w}
+		allow(t, l, k, r)
+		d, asked, askedEnd := timedAllow(t, l, k, r)
+		if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > r.Window {
+			t.Fatalf("second attempt: %+v", d)
+		}
+		// The slot frees between asked+RetryAfter and askedEnd+RetryAfter.
+		time.Sleep(d.RetryAfter / 2)
+		early, _, earlyEnd := timedAllow(t, l, k, r)
+		if earlyEnd.After(asked.Add(d.RetryAfter - slack)) {
+			return testenv.TooSlow("the early attempt came %s after RetryAfter was given, not before %s", earlyEnd.Sub(asked), d.RetryAfter)
+		}
+		if early.Allowed {
+			t.Fatal("allowed before RetryAfter elapsed")
+		}
+		sleepUntil(askedEnd.Add(d.RetryAfter + slack))
+		if d := allow(t, l, k, r); !d.Allowed {
+			t.Fatalf("denied after RetryAfter elapsed: %+v", d)
+		}
+		return nil
+	})
 }
 
 // Denied attempts are not recorded: a client hammering a full window gets a
@@ -109,19 +155,36 @@ func TestRetryAfterIsExact(t *testing.T) {
 func TestDeniedAttemptsDoNotCount(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Redis(t)
-	l, k := ratelimit.New(rdb), key(t, rdb)
-	r := ratelimit.Rule{Limit: 1, Window: 400 * time.Millisecond}
-	allow(t, l, k, r)
-	for i := 0; i < 20; i++ {
-		if allow(t, l, k, r).Allowed {
-			t.Fatal("allowed over the limit")
+	l := ratelimit.New(rdb)
+	testenv.Timed(t, 400*time.Millisecond, func(w time.Duration) error {
+		k := key(t, rdb)
+		r := ratelimit.Rule{Limit: 1, Window: w}
+		_, t0, t0end := timedAllow(t, l, k, r)
+		// Denied attempts over half the window, the last one well after the
+		// allowed event: were it recorded, it would hold the window shut
+		// for a whole window after it.
+		var last time.Time
+		for time.Since(t0end) < w/2 {
+			d, before, _ := timedAllow(t, l, k, r)
+			if before.Sub(t0) >= w-slack {
+				return testenv.TooSlow("a denied attempt came %s after the allowed one, in a %s window", before.Sub(t0), w)
+			}
+			if d.Allowed {
+				t.Fatal("allowed over the limit")
+			}
+			last = before
+			time.Sleep(w / 40)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(220 * time.Millisecond)
-	if d := allow(t, l, k, r); !d.Allowed {
-		t.Fatalf("denied attempts extended the window: %+v", d)
-	}
+		sleepUntil(t0end.Add(w + slack))
+		d, _, end := timedAllow(t, l, k, r)
+		if end.After(last.Add(w)) {
+			return testenv.TooSlow("the last attempt came %s after the last denied one: the test cannot tell", end.Sub(last))
+		}
+		if !d.Allowed {
+			t.Fatalf("denied attempts extended the window: %+v", d)
+		}
+		return nil
+	})
 }
 
 func TestRefund(t *testing.T) {
@@ -217,21 +280,32 @@ func TestConcurrentExactlyLimit(t *testing.T) {
 func TestLoweredLimit(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Redis(t)
-	l, k := ratelimit.New(rdb), key(t, rdb)
-	wide := ratelimit.Rule{Limit: 3, Window: 900 * time.Millisecond}
-	allow(t, l, k, wide)
-	time.Sleep(300 * time.Millisecond)
-	allow(t, l, k, wide)
-	allow(t, l, k, wide)
-	d := allow(t, l, k, ratelimit.Rule{Limit: 2, Window: 900 * time.Millisecond})
-	if d.Allowed {
-		t.Fatal("allowed with 3 events under a limit of 2")
-	}
-	// A slot frees when the window holds at most 1 event: when the second
-	// oldest leaves, ~900ms from now (the oldest leaving at ~600ms is not enough).
-	if d.RetryAfter < 800*time.Millisecond || d.RetryAfter > 900*time.Millisecond {
-		t.Fatalf("RetryAfter = %s, want ~900ms (the 2nd oldest event's expiry)", d.RetryAfter)
-	}
+	l := ratelimit.New(rdb)
+	testenv.Timed(t, 900*time.Millisecond, func(w time.Duration) error {
+		k := key(t, rdb)
+		wide := ratelimit.Rule{Limit: 3, Window: w}
+		_, t0, t0end := timedAllow(t, l, k, wide) // e0
+		time.Sleep(w / 3)
+		_, t1, t1end := timedAllow(t, l, k, wide) // e1, the second oldest
+		allow(t, l, k, wide)
+		d, t3, t3end := timedAllow(t, l, k, ratelimit.Rule{Limit: 2, Window: w})
+		if t3end.Sub(t0) >= w-slack {
+			return testenv.TooSlow("four calls took %s, a %s window", t3end.Sub(t0), w)
+		}
+		if t1.Sub(t0end) <= t3end.Sub(t3)+2*slack {
+			return testenv.TooSlow("the last call took %s, as long as the gap between the first two events", t3end.Sub(t3))
+		}
+		if d.Allowed {
+			t.Fatal("allowed with 3 events under a limit of 2")
+		}
+		// A slot frees when the window holds at most 1 event: when the
+		// second oldest leaves (e1 + w), not when the oldest does.
+		lo, hi := t1.Add(w).Sub(t3end)-slack, t1end.Add(w).Sub(t3)+slack
+		if d.RetryAfter < lo || d.RetryAfter > hi {
+			t.Fatalf("RetryAfter = %s, want in [%s, %s] (the 2nd oldest event's expiry)", d.RetryAfter, lo, hi)
+		}
+		return nil
+	})
 }
 
 func TestInvalidRule(t *testing.T) {
