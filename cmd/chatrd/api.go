@@ -16,6 +16,7 @@ func init() {
 			cfg.RegisterFlags(fs)
 			_ = fs.Parse(args)
 			log := cfg.Common.Logger()
+			logStart(log, "api")
 			srv, err := api.New(ctx, cfg, log)
 			if err != nil {
 				return err

@@ -50,6 +50,7 @@ func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	config.RegisterCommon(fs, &common)
 	_ = fs.Parse(args)
 	log := common.Logger()
+	logStart(log, "dev")
 	go exitOnSecondSignal(ctx)
 
 	// Migrate once up front, so the three components do not queue on the lock.

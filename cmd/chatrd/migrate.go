@@ -16,6 +16,7 @@ func init() {
 			config.RegisterCommon(fs, &c)
 			_ = fs.Parse(args)
 			log := c.Logger()
+			logStart(log, "migrate")
 			s, err := store.Open(ctx, store.Options{URL: c.DatabaseURL, Schema: c.Schema, Migrate: true})
 			if err != nil {
 				return err

@@ -16,6 +16,7 @@ func init() {
 			streamer.RegisterFlags(fs, &c)
 			_ = fs.Parse(args)
 			log := c.Common.Logger()
+			logStart(log, "streamer")
 			srv, err := streamer.New(ctx, c, log)
 			if err != nil {
 				return err

@@ -18,6 +18,7 @@ func init() {
 			verifier.RegisterFlags(fs, &cfg)
 			_ = fs.Parse(args)
 			log := cfg.Common.Logger()
+			logStart(log, "verifier")
 			v, err := verifier.New(ctx, cfg, log)
 			if err != nil {
 				return err

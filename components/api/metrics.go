@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatr-ai/chatr/internal/version"
 )
 
 // metrics are the API's own Prometheus series, in a registry of the server's
@@ -45,7 +47,8 @@ func newMetrics() *metrics {
 			Help: "Committed batches whose Redis publish failed (streamers fill such gaps from Postgres).",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.limited, m.batchSize, m.publishErrors)
+	m.reg.MustRegister(m.requests, m.latency, m.limited, m.batchSize, m.publishErrors,
+		version.NewCollector("api"))
 	return m
 }
 

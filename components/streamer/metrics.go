@@ -1,6 +1,10 @@
 package streamer
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatr-ai/chatr/internal/version"
+)
 
 // metrics are the streamer's own series, in its own registry so that
 // several components can share one process (chatrd dev, tests).
@@ -55,7 +59,7 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.connections, m.deliveries, m.disconnects, m.rejected, m.queueDrops, m.fanout,
-		m.messages, m.gapFills, m.pgResumes, m.redisErrors)
+		m.messages, m.gapFills, m.pgResumes, m.redisErrors, version.NewCollector("streamer"))
 	return m
 }
 

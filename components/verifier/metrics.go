@@ -1,6 +1,10 @@
 package verifier
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatr-ai/chatr/internal/version"
+)
 
 // metrics are the verifier's own, in its own registry.
 type metrics struct {
@@ -50,6 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Results dropped because the worker no longer held the job's lease.",
 		}),
 	}
-	reg.MustRegister(m.jobs, m.attempts, m.latency, m.depth, m.retries, m.deferred, m.leasesExpired, m.leaseLost)
+	reg.MustRegister(m.jobs, m.attempts, m.latency, m.depth, m.retries, m.deferred, m.leasesExpired, m.leaseLost,
+		version.NewCollector("verifier"))
 	return m
 }
