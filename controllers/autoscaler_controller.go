@@ -66,12 +66,16 @@ func (realClock) Now() time.Time { return time.Now() }
 // memory in the room's status (status.autoscaler), so a new leader goes on
 // where the old one stopped.
 type StreamerAutoscaler struct {
-	// Client reads rooms, Deployments, Pods and Secret metadata from the
-	// manager's cache, and patches room status, Deployments and Pods.
+	// Client reads rooms, Deployments and Pods from the manager's cache, and
+	// patches room status, Deployments and Pods.
 	Client client.Client
-	// APIReader reads a Secret's data directly from the API server, only
-	// when its resourceVersion changed: Secret data never sits in the cache.
+	// APIReader gets the room's Redis Secret from the API server (the
+	// operator may get Secrets, not list or watch them), at most every
+	// SecretResync while the counts can be read with the URL it holds.
 	APIReader client.Reader
+	// SecretResync overrides defaultSecretResync: how old the Redis URL read
+	// from a room's Secret may be before the Secret is read again.
+	SecretResync time.Duration
 	// Recorder emits ScaledUp/ScaledDown, and a Warning when the counts
 	// cannot be read.
 	Recorder events.EventRecorder
@@ -91,14 +95,14 @@ type StreamerAutoscaler struct {
 // RBAC, least privilege: rooms are read and their status patched (the
 // ChatRoom reconciler's markers grant the same); streamer Deployments are
 // read and patched (spec.replicas only); Pods are read and patched (the
-// pod-deletion-cost annotation only); Secrets are read for the Redis URL;
-// events are written.
+// pod-deletion-cost annotation only); the Redis Secret is read by name (get
+// only) for the Redis URL; events are written.
 //
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms,verbs=get;list;watch
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/status,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile evaluates one room and asks to be called again after the room's
@@ -302,13 +306,21 @@ func (a *StreamerAutoscaler) readCounts(ctx context.Context, room *chatrv1.ChatR
 		// Nothing to ask; Decide reports NoReadyPods.
 		return nil, nil
 	}
-	rdb, err := a.redis.forRoom(ctx, a.Client, a.APIReader, room)
+	maxAge := a.SecretResync
+	if maxAge <= 0 {
+		maxAge = defaultSecretResync
+	}
+	rdb, err := a.redis.forRoom(ctx, a.APIReader, room, a.now(), maxAge)
 	if err != nil {
 		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, countsReadTimeout)
 	defer cancel()
-	return connreport.Read(rctx, rdb, room.PostgresSchema(), names)
+	counts, err := connreport.Read(rctx, rdb, room.PostgresSchema(), names)
+	if err != nil {
+		a.redis.forget(room)
+	}
+	return counts, err
 }
 
 // writeStatus patches the room's status, failing with a conflict when the

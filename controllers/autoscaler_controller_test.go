@@ -624,9 +624,11 @@ func TestAutoscalerHoldsWhenRedisIsDown(t *testing.T) {
 		t.Errorf("%d clients cached, want 1", len(f.a.redis.clients))
 	}
 
-	// The Secret goes away: held again, and the client is released.
+	// The Secret goes away: once the URL read is older than the resync
+	// (Secrets are read by name, not watched), held again, and the client
+	// is released.
 	must(k8s.Delete(context.Background(), sec))
-	f.clock.Step(2 * time.Second)
+	f.clock.Step(defaultSecretResync)
 	if ev := f.evaluate(); ev.to != ev.from || !strings.Contains(ev.result.ScalingActive.Message, `the Redis Secret "s-redis" does not exist`) {
 		t.Fatalf("no Secret: %d → %d: %s", ev.from, ev.to, ev.result.ScalingActive.Message)
 	}
@@ -739,7 +741,8 @@ func TestAutoscalerRestartKeepsTheWindowAndTheRateLimit(t *testing.T) {
 
 // TestAutoscalerRunsInTheManager runs the autoscaler as the operator does:
 // in a manager (its own, caching one namespace), with the wall clock, its
-// requeue loop, the cached pods and Secret metadata, and the events API.
+// requeue loop, the cached pods, the Redis Secret read by name and the
+// events API, as the operator's ClusterRole allows (asOperator).
 // The ChatRoom reconciler (suite_test.go) runs too: its drift correction
 // must never undo the autoscaler's replicas, and its streamers column must
 // follow them.
@@ -753,7 +756,7 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	opts := CacheOptions()
 	opts.DefaultNamespaces = map[string]cache.Config{f.room.Namespace: {}}
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{Scheme: testScheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: opts})
+	mgr, err := ctrl.NewManager(asOperator(restCfg), ctrl.Options{Scheme: testScheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: opts})
 	must(err)
 	a := &StreamerAutoscaler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(chatrv1.ManagerName)}
 	must(a.SetupWithManager(mgr))

@@ -9,7 +9,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,18 +24,20 @@ const (
 )
 
 // redisClients keeps one Redis client per Redis URL, shared by the rooms
-// that use it, and the URL each room's Secret holds. A Secret's data is read
-// from the API server only when its resourceVersion (seen in the cache,
-// which holds Secret metadata only) changes. A client no room uses any more
-// (its room is gone, or its Secret now names another Redis) is closed.
+// that use it, and the URL each room's Secret holds. The operator may only
+// get Secrets (no list or watch, so no cache of them): a Secret is read from
+// the API server when its URL was read more than maxAge ago, or when the
+// counts could not be read with it (forget), so a Secret fixed to name a
+// working Redis is used at the next evaluation. A client no room uses any
+// more (its room is gone, or its Secret now names another Redis) is closed.
 //
 // The zero value is ready to use. A room's evaluations never run at once
 // (the work queue serialises a key), and a client is closed only when no
 // room refers to it, so no evaluation ever holds a closed client.
 type redisClients struct {
 	mu sync.Mutex
-	// urls are the URLs read from Secret keys, by Secret key, with the
-	// Secret's resourceVersion when read.
+	// urls are the URLs read from Secret keys, by Secret key, with when
+	// they were read.
 	urls map[secretKey]resolvedURL
 	// clients are the open clients, by URL.
 	clients map[string]*redis.Client
@@ -48,7 +49,10 @@ type redisClients struct {
 
 type secretKey struct{ namespace, name, key string }
 
-type resolvedURL struct{ resourceVersion, url string }
+type resolvedURL struct {
+	readAt time.Time
+	url    string
+}
 
 type roomRedis struct {
 	secret secretKey
@@ -56,28 +60,22 @@ type roomRedis struct {
 }
 
 // forRoom returns the client of the Redis the room's Secret names; room
-// must be defaulted. cached reads the Secret's metadata (from the manager's
-// cache), direct its data.
-func (c *redisClients) forRoom(ctx context.Context, cached, direct client.Reader, room *chatrv1.ChatRoom) (*redis.Client, error) {
+// must be defaulted. direct reads the Secret from the API server when the
+// URL known for it was read before now - maxAge (or never).
+func (c *redisClients) forRoom(ctx context.Context, direct client.Reader, room *chatrv1.ChatRoom, now time.Time, maxAge time.Duration) (*redis.Client, error) {
 	key := secretKey{room.Namespace, room.Spec.Redis.SecretName, room.Spec.Redis.SecretKey}
 	roomKey := client.ObjectKeyFromObject(room)
-
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := cached.Get(ctx, types.NamespacedName{Namespace: key.namespace, Name: key.name}, m); err != nil {
-		if apierrors.IsNotFound(err) {
-			c.release(roomKey)
-			return nil, fmt.Errorf("the Redis Secret %q does not exist", key.name)
-		}
-		return nil, fmt.Errorf("while getting secret %s/%s: %w", key.namespace, key.name, err)
-	}
 
 	c.mu.Lock()
 	resolved, ok := c.urls[key]
 	c.mu.Unlock()
-	if !ok || resolved.resourceVersion != m.ResourceVersion {
+	if !ok || now.Sub(resolved.readAt) >= maxAge || now.Before(resolved.readAt) {
 		var sec corev1.Secret
 		if err := direct.Get(ctx, types.NamespacedName{Namespace: key.namespace, Name: key.name}, &sec); err != nil {
+			if apierrors.IsNotFound(err) {
+				c.release(roomKey)
+				return nil, fmt.Errorf("the Redis Secret %q does not exist", key.name)
+			}
 			return nil, fmt.Errorf("while getting secret %s/%s: %w", key.namespace, key.name, err)
 		}
 		v, ok := sec.Data[key.key]
@@ -85,7 +83,7 @@ func (c *redisClients) forRoom(ctx context.Context, cached, direct client.Reader
 			c.release(roomKey)
 			return nil, fmt.Errorf("the Redis Secret %q has no key %q", key.name, key.key)
 		}
-		resolved = resolvedURL{resourceVersion: sec.ResourceVersion, url: string(v)}
+		resolved = resolvedURL{readAt: now, url: string(v)}
 		c.mu.Lock()
 		if c.urls == nil {
 			c.urls = map[secretKey]resolvedURL{}
@@ -121,6 +119,15 @@ func (c *redisClients) forRoom(ctx context.Context, cached, direct client.Reader
 		c.dropUnusedLocked(prev)
 	}
 	return rdb, nil
+}
+
+// forget drops the URL known for the room's Secret, so the next evaluation
+// reads the Secret again: the counts could not be read with that URL, and
+// the Secret may have been fixed since.
+func (c *redisClients) forget(room *chatrv1.ChatRoom) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.urls, secretKey{room.Namespace, room.Spec.Redis.SecretName, room.Spec.Redis.SecretKey})
 }
 
 // release forgets the room's Redis (the room is gone, or its Secret is) and

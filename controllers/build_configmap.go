@@ -23,19 +23,21 @@ const (
 	envLogLevel       = "CHATR_LOG_LEVEL"
 	envLogFormat      = "CHATR_LOG_FORMAT"
 
-	envMessageMaxChars      = "CHATR_MESSAGE_MAX_CHARS"
-	envVerifiedMessages     = "CHATR_VERIFIED_MESSAGES"
-	envVerifiedWindow       = "CHATR_VERIFIED_WINDOW"
-	envUnverifiedMessages   = "CHATR_UNVERIFIED_MESSAGES"
-	envUnverifiedWindow     = "CHATR_UNVERIFIED_WINDOW"
-	envAllowUnverifiedLinks = "CHATR_ALLOW_UNVERIFIED_LINKS"
-	envRegistrationsPerIP   = "CHATR_REGISTRATIONS_PER_IP"
-	envRegistrationWindow   = "CHATR_REGISTRATION_WINDOW"
-	envRequestsPerIP        = "CHATR_REQUESTS_PER_IP"
-	envRequestWindow        = "CHATR_REQUEST_WINDOW"
-	envStreamsPerIP         = "CHATR_STREAMS_PER_IP"
-	envPresenceTimeout      = "CHATR_PRESENCE_TIMEOUT"
-	envVerifyWait           = "CHATR_VERIFY_WAIT"
+	envMessageMaxChars       = "CHATR_MESSAGE_MAX_CHARS"
+	envVerifiedMessages      = "CHATR_VERIFIED_MESSAGES"
+	envVerifiedWindow        = "CHATR_VERIFIED_WINDOW"
+	envUnverifiedMessages    = "CHATR_UNVERIFIED_MESSAGES"
+	envUnverifiedWindow      = "CHATR_UNVERIFIED_WINDOW"
+	envAllowUnverifiedLinks  = "CHATR_ALLOW_UNVERIFIED_LINKS"
+	envRegistrationsPerIP    = "CHATR_REGISTRATIONS_PER_IP"
+	envRegistrationWindow    = "CHATR_REGISTRATION_WINDOW"
+	envRequestsPerIP         = "CHATR_REQUESTS_PER_IP"
+	envRequestWindow         = "CHATR_REQUEST_WINDOW"
+	envStreamsPerIP          = "CHATR_STREAMS_PER_IP"
+	envPresenceTimeout       = "CHATR_PRESENCE_TIMEOUT"
+	envVerifyWait            = "CHATR_VERIFY_WAIT"
+	envVerificationsPerAgent = "CHATR_VERIFICATIONS_PER_AGENT"
+	envVerificationWindow    = "CHATR_VERIFICATION_WINDOW"
 
 	envMaxConnections = "CHATR_MAX_CONNECTIONS"
 	envDrainTime      = "CHATR_DRAIN_TIME"
@@ -61,7 +63,7 @@ func configKeys(c chatrv1.Component) []string {
 		keys = append(keys, envMessageMaxChars, envVerifiedMessages, envVerifiedWindow,
 			envUnverifiedMessages, envUnverifiedWindow, envAllowUnverifiedLinks,
 			envRegistrationsPerIP, envRegistrationWindow, envRequestsPerIP, envRequestWindow,
-			envStreamsPerIP, envPresenceTimeout, envVerifyWait)
+			envStreamsPerIP, envPresenceTimeout, envVerifyWait, envVerificationsPerAgent, envVerificationWindow)
 	case chatrv1.ComponentStreamer:
 		keys = append(keys, envStreamsPerIP, envMaxConnections, envDrainTime)
 	case chatrv1.ComponentVerifier:
@@ -82,6 +84,10 @@ func buildConfigMap(room *chatrv1.ChatRoom) *corev1.ConfigMap {
 	if l.UnverifiedMessages != nil {
 		unverified = *l.UnverifiedMessages
 	}
+	verifications := int32(0)
+	if l.VerificationsPerAgent != nil {
+		verifications = *l.VerificationsPerAgent
+	}
 	d := chatrv1.DefaultLimits()
 	return &corev1.ConfigMap{
 		ObjectMeta: objectMeta(room, room.ConfigMapName(), room.CommonLabels()),
@@ -94,19 +100,21 @@ func buildConfigMap(room *chatrv1.ChatRoom) *corev1.ConfigMap {
 			envLogLevel:       s.Logging.Level,
 			envLogFormat:      s.Logging.Format,
 
-			envMessageMaxChars:      itoa(l.MessageMaxChars),
-			envVerifiedMessages:     itoa(l.VerifiedMessages),
-			envVerifiedWindow:       formatDuration(l.VerifiedWindow, d.VerifiedWindow.Duration),
-			envUnverifiedMessages:   itoa(unverified),
-			envUnverifiedWindow:     formatDuration(l.UnverifiedWindow, d.UnverifiedWindow.Duration),
-			envAllowUnverifiedLinks: strconv.FormatBool(l.AllowUnverifiedLinks),
-			envRegistrationsPerIP:   itoa(l.RegistrationsPerIP),
-			envRegistrationWindow:   formatDuration(l.RegistrationWindow, d.RegistrationWindow.Duration),
-			envRequestsPerIP:        itoa(l.RequestsPerIP),
-			envRequestWindow:        formatDuration(l.RequestWindow, d.RequestWindow.Duration),
-			envStreamsPerIP:         itoa(l.StreamsPerIP),
-			envPresenceTimeout:      formatDuration(l.PresenceTimeout, d.PresenceTimeout.Duration),
-			envVerifyWait:           formatDuration(s.Moltbook.VerifyWait, chatrv1.DefaultVerifyWait),
+			envMessageMaxChars:       itoa(l.MessageMaxChars),
+			envVerifiedMessages:      itoa(l.VerifiedMessages),
+			envVerifiedWindow:        formatDuration(l.VerifiedWindow, d.VerifiedWindow.Duration),
+			envUnverifiedMessages:    itoa(unverified),
+			envUnverifiedWindow:      formatDuration(l.UnverifiedWindow, d.UnverifiedWindow.Duration),
+			envAllowUnverifiedLinks:  strconv.FormatBool(l.AllowUnverifiedLinks),
+			envRegistrationsPerIP:    itoa(l.RegistrationsPerIP),
+			envRegistrationWindow:    formatDuration(l.RegistrationWindow, d.RegistrationWindow.Duration),
+			envRequestsPerIP:         itoa(l.RequestsPerIP),
+			envRequestWindow:         formatDuration(l.RequestWindow, d.RequestWindow.Duration),
+			envStreamsPerIP:          itoa(l.StreamsPerIP),
+			envPresenceTimeout:       formatDuration(l.PresenceTimeout, d.PresenceTimeout.Duration),
+			envVerifyWait:            formatDuration(s.Moltbook.VerifyWait, chatrv1.DefaultVerifyWait),
+			envVerificationsPerAgent: itoa(verifications),
+			envVerificationWindow:    formatDuration(l.VerificationWindow, d.VerificationWindow.Duration),
 
 			envMaxConnections: itoa(s.Streamer.MaxConnectionsPerPod),
 			envDrainTime:      formatDuration(s.Streamer.DrainTime, chatrv1.DefaultDrainTime),

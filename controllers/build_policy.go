@@ -27,27 +27,90 @@ func buildPodDisruptionBudget(room *chatrv1.ChatRoom, c chatrv1.Component) *poli
 	}
 }
 
-// buildNetworkPolicy returns the ingress NetworkPolicy of component c. Pods
-// accept connections only on the ports they serve: the API and streamers on
-// the main port (from anywhere: the ingress controller's namespace is not
-// known) and all of them on the admin port (probes, Prometheus). Egress is
-// left open, since Postgres, Redis and Moltbook may live anywhere.
+// buildNetworkPolicy returns the NetworkPolicy of component c, from
+// spec.networkPolicy and its defaults (api/v1alpha1/chatroom_network.go).
+//
+// Ingress: the API and the streamers accept their main port only from the
+// ingress controller (ingressFrom), so no other pod can reach them directly
+// and forge the X-Forwarded-For that trustedProxies makes them believe; the
+// admin port (metrics) only from monitoring (monitoringFrom). The verifier
+// serves nothing else. No component calls another (they meet in Postgres
+// and Redis), so there is no rule between the room's own pods. Kubelet probes
+// and host-network ingress controllers come from the node, which network
+// plugins allow to reach its own pods whatever the policy says.
+//
+// Egress: DNS, Postgres, Redis (the API and the streamers; the verifier does
+// not use it) and Moltbook (the verifier), by port to any address unless
+// peers are given, plus any extra rules. Nothing reaches the Kubernetes API:
+// no component uses it (the pods mount no ServiceAccount token).
 func buildNetworkPolicy(room *chatrv1.ChatRoom, c chatrv1.Component) *networkingv1.NetworkPolicy {
-	tcp := corev1.ProtocolTCP
-	port := func(name string) networkingv1.NetworkPolicyPort {
-		p := intstr.FromString(name)
-		return networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &p}
-	}
-	ports := []networkingv1.NetworkPolicyPort{port(portAdminName)}
+	np := room.Spec.NetworkPolicy
+	var ingress []networkingv1.NetworkPolicyIngressRule
 	if c != chatrv1.ComponentVerifier {
-		ports = append([]networkingv1.NetworkPolicyPort{port(portHTTPName)}, ports...)
+		ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{
+			From: room.IngressPeers(), Ports: []networkingv1.NetworkPolicyPort{namedPort(portHTTPName)}})
+	}
+	ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{
+		From: room.MonitoringPeers(), Ports: []networkingv1.NetworkPolicyPort{namedPort(portAdminName)}})
+
+	types := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	var egress []networkingv1.NetworkPolicyEgressRule
+	if !np.Egress.AllowAll {
+		types = append(types, networkingv1.PolicyTypeEgress)
+		egress = egressRules(room, c)
 	}
 	return &networkingv1.NetworkPolicy{
 		ObjectMeta: objectMeta(room, room.ComponentName(c), room.ComponentLabels(c)),
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchLabels: room.SelectorLabels(c)},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			Ingress:     []networkingv1.NetworkPolicyIngressRule{{Ports: ports}},
+			PolicyTypes: types,
+			Ingress:     ingress,
+			Egress:      egress,
 		},
 	}
+}
+
+// egressRules returns the destinations component c may reach.
+func egressRules(room *chatrv1.ChatRoom, c chatrv1.Component) []networkingv1.NetworkPolicyEgressRule {
+	e := room.Spec.NetworkPolicy.Egress
+	rule := func(d chatrv1.EgressDestination, protocols []corev1.Protocol, def ...int32) networkingv1.NetworkPolicyEgressRule {
+		var ports []networkingv1.NetworkPolicyPort
+		for _, n := range d.PortsOr(def...) {
+			for _, proto := range protocols {
+				ports = append(ports, numberedPort(proto, n))
+			}
+		}
+		r := networkingv1.NetworkPolicyEgressRule{Ports: ports}
+		for _, p := range d.To {
+			r.To = append(r.To, *p.DeepCopy())
+		}
+		return r
+	}
+	tcp := []corev1.Protocol{corev1.ProtocolTCP}
+	rules := []networkingv1.NetworkPolicyEgressRule{
+		rule(e.DNS, []corev1.Protocol{corev1.ProtocolUDP, corev1.ProtocolTCP}, chatrv1.DefaultDNSPort),
+		rule(e.Postgres, tcp, chatrv1.DefaultPostgresPort),
+	}
+	if c == chatrv1.ComponentVerifier {
+		rules = append(rules, rule(e.Moltbook, tcp, room.MoltbookPort()))
+	} else {
+		rules = append(rules, rule(e.Redis, tcp, chatrv1.DefaultRedisPort))
+	}
+	for _, x := range e.Extra {
+		rules = append(rules, *x.DeepCopy())
+	}
+	return rules
+}
+
+// namedPort is a TCP port by its container port name.
+func namedPort(name string) networkingv1.NetworkPolicyPort {
+	tcp := corev1.ProtocolTCP
+	p := intstr.FromString(name)
+	return networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &p}
+}
+
+// numberedPort is a port by number.
+func numberedPort(proto corev1.Protocol, n int32) networkingv1.NetworkPolicyPort {
+	p := intstr.FromInt32(n)
+	return networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &p}
 }

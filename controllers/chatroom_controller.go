@@ -26,18 +26,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
 )
 
-// indexSecretNames indexes ChatRooms by the names of the Secrets they read,
-// so a Secret event finds its rooms without listing every room.
-const indexSecretNames = "spec.secretNames"
+// defaultSecretResync is how often a room's Secrets are read again to notice
+// a change (the operator may not watch Secrets: see SetupWithManager).
+const defaultSecretResync = 30 * time.Second
+
+// missingSecretRetry is how soon a room waiting for a missing Secret looks
+// again (at most SecretResync), so a room whose Secret is created after it
+// starts within seconds.
+const missingSecretRetry = 5 * time.Second
 
 // defaultConflictRetry is how soon a room with a problem the operator
 // cannot watch (an object it does not own, which it does not cache) is
@@ -65,19 +68,25 @@ type ChatRoomReconciler struct {
 	MaxConcurrentReconciles int
 	// ConflictRetry overrides defaultConflictRetry (tests shorten it).
 	ConflictRetry time.Duration
+	// SecretResync overrides defaultSecretResync: every room is reconciled
+	// again this often, which reads its Secrets and rolls the pods whose
+	// Secret keys changed.
+	SecretResync time.Duration
 }
 
 // RBAC, least privilege: the reconciler creates and patches its children
 // (never updates them whole), deletes only an Ingress dropped from the spec,
-// reads Secrets, and patches room status. "update" on chatrooms/finalizers is
-// what setting blockOwnerDeletion on a child's owner reference requires.
+// gets the Secrets rooms name (get only: no list or watch, so it cannot
+// enumerate or stream the cluster's Secrets), and patches room status.
+// "update" on chatrooms/finalizers is what setting blockOwnerDeletion on a
+// child's owner reference requires.
 //
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms,verbs=get;list;watch
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/status,verbs=get;patch
 // +kubebuilder:rbac:groups=chatr.ai,resources=chatrooms/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
@@ -129,14 +138,28 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
 	}
+	return ctrl.Result{RequeueAfter: r.nextLook(problems)}, nil
+}
+
+// nextLook is when the room is reconciled again without an event: Secrets
+// are not watched, so every room comes back every SecretResync to read them;
+// sooner while a Secret is missing or a child's name is taken.
+func (r *ChatRoomReconciler) nextLook(problems []problem) time.Duration {
+	next := r.SecretResync
+	if next <= 0 {
+		next = defaultSecretResync
+	}
+	if hasReason(problems, chatrv1.ReasonSecretNotFound) || hasReason(problems, chatrv1.ReasonSecretKeyNotFound) {
+		next = min(next, missingSecretRetry)
+	}
 	if hasReason(problems, chatrv1.ReasonNotOwned) {
 		retry := r.ConflictRetry
 		if retry <= 0 {
 			retry = defaultConflictRetry
 		}
-		return ctrl.Result{RequeueAfter: retry}, nil
+		next = min(next, retry)
 	}
-	return ctrl.Result{}, nil
+	return next
 }
 
 // getChatRoom returns the room, or nil when it is gone (not an error: its
@@ -164,8 +187,10 @@ func hasReason(ps []problem, reason string) bool {
 
 // waitForSecrets reads every Secret key the room uses and returns, per
 // component, the hash of the keys its pods read. A missing Secret or key is
-// a problem, not an error: the Deployments wait (the Secret watch brings the
-// room back when it appears), while the rest of the room is built.
+// a problem, not an error: the Deployments wait (the room is looked at again
+// soon, see nextLook), while the rest of the room is built. Each Secret is
+// one GET from the API server (the APIReader), never a cached or watched
+// copy: the operator's RBAC grants only get on Secrets.
 func (r *ChatRoomReconciler) waitForSecrets(ctx context.Context, room *chatrv1.ChatRoom) (map[chatrv1.Component]string, []problem, error) {
 	type entry struct{ Name, Key, Value string }
 	perComponent := map[chatrv1.Component][]entry{}
@@ -416,16 +441,13 @@ func deploymentsOf(room *chatrv1.ChatRoom, slots []*slot) map[chatrv1.Component]
 }
 
 // SetupWithManager registers the reconciler: it watches rooms (spec changes
-// only: its own status writes and the autoscaler's must not loop back), the
-// children it owns, and the Secrets rooms read. Secrets are watched as
-// metadata only, which is enough to notice a change and keeps their data out
-// of memory; waitForSecrets reads the few it needs from the API server.
+// only: its own status writes and the autoscaler's must not loop back) and
+// the children it owns. It does not watch Secrets: a watch (even of metadata
+// only) needs list and watch on every Secret of the cluster, which would let
+// the operator read them all. Instead each reconcile GETs the few Secrets the
+// room names, and every room is reconciled again every SecretResync, so a
+// changed Secret rolls its pods within that period rather than at once.
 func (r *ChatRoomReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &chatrv1.ChatRoom{}, indexSecretNames, func(o client.Object) []string {
-		return o.(*chatrv1.ChatRoom).SecretNames()
-	}); err != nil {
-		return fmt.Errorf("while indexing chatrooms by secret name: %w", err)
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("chatroom").
 		For(&chatrv1.ChatRoom{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -436,24 +458,8 @@ func (r *ChatRoomReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&networkingv1.Ingress{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.roomsForSecret), builder.OnlyMetadata).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Complete(r)
-}
-
-// roomsForSecret maps a Secret to the rooms in its namespace that read it.
-func (r *ChatRoomReconciler) roomsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var rooms chatrv1.ChatRoomList
-	if err := r.Client.List(ctx, &rooms, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{indexSecretNames: o.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "while listing chatrooms that read a secret", "secret", client.ObjectKeyFromObject(o))
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(rooms.Items))
-	for _, room := range rooms.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&room)})
-	}
-	return reqs
 }
 
 // CacheOptions returns the manager cache settings the reconcilers rely on:

@@ -141,6 +141,7 @@ func TestCRDDefaultsMatchSetDefaults(t *testing.T) {
 		{int(l.RegistrationsPerIP), c.RegistrationsPerIP}, {l.RegistrationWindow.Duration, c.RegistrationWindow},
 		{int(l.RequestsPerIP), c.RequestsPerIP}, {l.RequestWindow.Duration, c.RequestWindow},
 		{int(l.StreamsPerIP), c.StreamsPerIP}, {l.PresenceTimeout.Duration, c.PresenceTimeout},
+		{int(*l.VerificationsPerAgent), c.VerificationsPerAgent}, {l.VerificationWindow.Duration, c.VerificationWindow},
 	}
 	for i, p := range pairs {
 		if p[0] != p[1] {

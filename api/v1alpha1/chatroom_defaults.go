@@ -52,18 +52,20 @@ const (
 // they equal internal/config.DefaultLimits, which a test checks.
 func DefaultLimits() LimitsSpec {
 	return LimitsSpec{
-		MessageMaxChars:      250,
-		VerifiedMessages:     10,
-		VerifiedWindow:       dur(time.Minute),
-		UnverifiedMessages:   ptr(int32(1)),
-		UnverifiedWindow:     dur(5 * time.Minute),
-		AllowUnverifiedLinks: false,
-		RegistrationsPerIP:   5,
-		RegistrationWindow:   dur(time.Hour),
-		RequestsPerIP:        120,
-		RequestWindow:        dur(time.Minute),
-		StreamsPerIP:         10,
-		PresenceTimeout:      dur(30 * time.Minute),
+		MessageMaxChars:       250,
+		VerifiedMessages:      10,
+		VerifiedWindow:        dur(time.Minute),
+		UnverifiedMessages:    ptr(int32(1)),
+		UnverifiedWindow:      dur(5 * time.Minute),
+		AllowUnverifiedLinks:  false,
+		RegistrationsPerIP:    5,
+		RegistrationWindow:    dur(time.Hour),
+		RequestsPerIP:         120,
+		RequestWindow:         dur(time.Minute),
+		StreamsPerIP:          10,
+		PresenceTimeout:       dur(30 * time.Minute),
+		VerificationsPerAgent: ptr(int32(3)),
+		VerificationWindow:    dur(10 * time.Minute),
 	}
 }
 
@@ -119,6 +121,8 @@ func (r *ChatRoom) SetDefaults() {
 	setDurIfNil(&l.RequestWindow, d.RequestWindow.Duration)
 	setIfEmpty(&l.StreamsPerIP, d.StreamsPerIP)
 	setDurIfNil(&l.PresenceTimeout, d.PresenceTimeout.Duration)
+	setIfNil(&l.VerificationsPerAgent, *d.VerificationsPerAgent)
+	setDurIfNil(&l.VerificationWindow, d.VerificationWindow.Duration)
 
 	setIfEmpty(&s.Logging.Level, DefaultLogLevel)
 	setIfEmpty(&s.Logging.Format, DefaultLogFormat)

@@ -91,6 +91,8 @@ func TestDefaultLimitsAreTheContracts(t *testing.T) {
 		{"requestWindow", l.RequestWindow.Duration, c.RequestWindow},
 		{"streamsPerIP", int(l.StreamsPerIP), c.StreamsPerIP},
 		{"presenceTimeout", l.PresenceTimeout.Duration, c.PresenceTimeout},
+		{"verificationsPerAgent", int(*l.VerificationsPerAgent), c.VerificationsPerAgent},
+		{"verificationWindow", l.VerificationWindow.Duration, c.VerificationWindow},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.exp {

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/chatr-ai/chatr/internal/autoscale"
@@ -87,6 +88,109 @@ type ChatRoomSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Logging LoggingSpec `json:"logging,omitempty"`
+
+	// networkPolicy says who may connect to the room's pods and where they
+	// may connect to; the operator writes one NetworkPolicy per component from
+	// it. The defaults keep a room working behind ingress-nginx, with Postgres
+	// on port 5432 and Redis on port 6379 at any address and Moltbook at the
+	// port of moltbook.url. Traffic from the node itself (kubelet probes, an
+	// ingress controller on the host network) is allowed by most network
+	// plugins whatever the policy says (kube-router, Calico and Cilium do).
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+}
+
+// NetworkPolicySpec restricts the sources and destinations of the room's
+// pods. No component calls another (they meet in Postgres and Redis), and
+// none talks to the Kubernetes API (no ServiceAccount token is mounted), so
+// the pods accept no traffic from each other and send none to the API server.
+type NetworkPolicySpec struct {
+	// ingressFrom are the peers that may connect to the API and streamer
+	// pods' main port (8080): the ingress controller, which is also the only
+	// proxy trustedProxies should name, so no other pod can forge
+	// X-Forwarded-For. Empty means the default: pods labelled
+	// app.kubernetes.io/name=ingress-nginx in the namespace labelled
+	// kubernetes.io/metadata.name=ingress-nginx. Setting it replaces the
+	// default (list the ingress controller too when adding peers).
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	IngressFrom []networkingv1.NetworkPolicyPeer `json:"ingressFrom,omitempty"`
+
+	// allowIngressFromAnywhere lets any source connect to the API and
+	// streamer pods' main port (ingressFrom is then not used). Only for
+	// rooms whose trustedProxies are empty or cannot be reached by others.
+	// +optional
+	AllowIngressFromAnywhere bool `json:"allowIngressFromAnywhere,omitempty"`
+
+	// monitoringFrom are the peers that may connect to every pod's admin
+	// port (9090: /metrics, /healthz, /readyz). Empty means the default:
+	// pods labelled app.kubernetes.io/name=prometheus in any namespace.
+	// Kubelet probes come from the node and need no rule.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	MonitoringFrom []networkingv1.NetworkPolicyPeer `json:"monitoringFrom,omitempty"`
+
+	// egress says where the room's pods may connect to.
+	// +optional
+	Egress NetworkPolicyEgressSpec `json:"egress,omitempty"`
+}
+
+// NetworkPolicyEgressSpec lists the destinations the pods may reach: DNS
+// for everyone, Postgres for everyone, Redis for the API and the streamers,
+// Moltbook for the verifier, and any extra rules.
+type NetworkPolicyEgressSpec struct {
+	// dns is where the pods resolve names: UDP and TCP on ports (default 53)
+	// to peers (default: any address; kube-dns's pods, say, to narrow it).
+	// +optional
+	DNS EgressDestination `json:"dns,omitempty"`
+
+	// postgres is where Postgres is: TCP on ports (default 5432) to peers
+	// (default: any address; an ipBlock or a selector to narrow it).
+	// +optional
+	Postgres EgressDestination `json:"postgres,omitempty"`
+
+	// redis is where Redis is: TCP on ports (default 6379) to peers (default:
+	// any address). The verifier does not use Redis and gets no such rule.
+	// +optional
+	Redis EgressDestination `json:"redis,omitempty"`
+
+	// moltbook is where the verifier reaches Moltbook: TCP on ports (default:
+	// the port of moltbook.url, 443 for https) to peers (default: any address;
+	// Moltbook's addresses are not fixed, so a CIDR is only for a proxy or a fake).
+	// +optional
+	Moltbook EgressDestination `json:"moltbook,omitempty"`
+
+	// extra rules are added to every component's egress, for example an
+	// HTTP proxy, or a sidecar's destination.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Extra []networkingv1.NetworkPolicyEgressRule `json:"extra,omitempty"`
+
+	// allowAll leaves egress unrestricted (no Egress policy type), as before
+	// egress rules existed; ingress stays restricted.
+	// +optional
+	AllowAll bool `json:"allowAll,omitempty"`
+}
+
+// EgressDestination is one destination of the pods' egress.
+type EgressDestination struct {
+	// ports are the destination ports; empty means the destination's default.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +listType=set
+	// +optional
+	Ports []int32 `json:"ports,omitempty"`
+
+	// to are the peers (ipBlock, namespaceSelector, podSelector) allowed on
+	// those ports; empty means any address.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	To []networkingv1.NetworkPolicyPeer `json:"to,omitempty"`
 }
 
 // PostgresSpec names the Secret that holds the Postgres URL, and the schema
@@ -502,6 +606,24 @@ type LimitsSpec struct {
 	// +kubebuilder:default="30m"
 	// +optional
 	PresenceTimeout *metav1.Duration `json:"presenceTimeout,omitempty"`
+
+	// verificationsPerAgent is how many new Moltbook verification attempts
+	// one agent may start per verificationWindow (asking about the running
+	// one is free); 0 means no limit. Each attempt may spend up to
+	// moltbook.maxAttempts calls of the room's Moltbook budget.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=3
+	// +optional
+	VerificationsPerAgent *int32 `json:"verificationsPerAgent,omitempty"`
+
+	// verificationWindow is the window of the per-agent verification limit.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="limits.verificationWindow must be between 1s and 168h"
+	// +kubebuilder:default="10m"
+	// +optional
+	VerificationWindow *metav1.Duration `json:"verificationWindow,omitempty"`
 }
 
 // IngressSpec publishes the room on a host name. The Ingress routes

@@ -159,6 +159,11 @@ type Limits struct {
 	RequestWindow        time.Duration
 	StreamsPerIP         int
 	PresenceTimeout      time.Duration
+	// VerificationsPerAgent new Moltbook verification attempts (jobs) one
+	// agent may start per VerificationWindow; joining the live one is free.
+	// It keeps one agent from spending the fleet's Moltbook budget.
+	VerificationsPerAgent int
+	VerificationWindow    time.Duration
 }
 
 // DefaultLimits returns the contract's default limits (chatr.ai's).
@@ -175,6 +180,10 @@ func DefaultLimits() Limits {
 		RequestWindow:      time.Minute,
 		StreamsPerIP:       10,
 		PresenceTimeout:    30 * time.Minute,
+		// Not chatr.ai's (it has none): enough for a post that was late and
+		// an account claimed late, not for a loop.
+		VerificationsPerAgent: 3,
+		VerificationWindow:    10 * time.Minute,
 	}
 }
 
@@ -193,4 +202,6 @@ func RegisterLimits(fs *flag.FlagSet, l *Limits) {
 	Duration(fs, &l.RequestWindow, "request-window", "CHATR_REQUEST_WINDOW", d.RequestWindow, "window of the per-IP request limit")
 	Int(fs, &l.StreamsPerIP, "streams-per-ip", "CHATR_STREAMS_PER_IP", d.StreamsPerIP, "open stream connections per client IP, across the streamer fleet")
 	Duration(fs, &l.PresenceTimeout, "presence-timeout", "CHATR_PRESENCE_TIMEOUT", d.PresenceTimeout, "an agent is offline after this long without an authenticated request")
+	Int(fs, &l.VerificationsPerAgent, "verifications-per-agent", "CHATR_VERIFICATIONS_PER_AGENT", d.VerificationsPerAgent, "new Moltbook verification attempts one agent may start per verification window (0: no limit)")
+	Duration(fs, &l.VerificationWindow, "verification-window", "CHATR_VERIFICATION_WINDOW", d.VerificationWindow, "window of the per-agent verification attempt limit")
 }
