@@ -17,6 +17,7 @@ import (
 	"os"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -24,11 +25,13 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
 	"github.com/chatr-ai/chatr/controllers"
 	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/version"
 )
 
 func main() {
@@ -52,6 +55,7 @@ type options struct {
 	leaderElectionNamespace string
 	maxConcurrentReconciles int
 	logLevel, logFormat     string
+	showVersion             bool
 }
 
 // parseFlags reads the settings from args, with $CHATR_OPERATOR_* defaults.
@@ -67,6 +71,7 @@ func parseFlags(args []string) (options, error) {
 	config.Int(fs, &o.maxConcurrentReconciles, "max-concurrent-reconciles", "CHATR_OPERATOR_MAX_CONCURRENT_RECONCILES", 4, "how many ChatRooms reconcile at once (and, apart, how many the streamer autoscaler evaluates at once)")
 	config.String(fs, &o.logLevel, "log-level", "CHATR_OPERATOR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	config.String(fs, &o.logFormat, "log-format", "CHATR_OPERATOR_LOG_FORMAT", "json", "log format: text or json")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version, commit and Go release of this binary and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -101,6 +106,10 @@ func newLogger(o options) (*slog.Logger, error) {
 func run(ctx context.Context, args []string, restConfig *rest.Config) error {
 	o, err := parseFlags(args)
 	if err != nil {
+		return err
+	}
+	if o.showVersion {
+		_, err := fmt.Println("chatr-operator", version.Get())
 		return err
 	}
 	logger, err := newLogger(o)
@@ -161,6 +170,9 @@ func run(ctx context.Context, args []string, restConfig *rest.Config) error {
 	if err := autoscaler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("while setting up the streamer autoscaler: %w", err)
 	}
+	if err := registerBuildInfo(crmetrics.Registry); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("while adding the health check: %w", err)
 	}
@@ -175,9 +187,24 @@ func run(ctx context.Context, args []string, restConfig *rest.Config) error {
 		return fmt.Errorf("while adding the readiness check: %w", err)
 	}
 
-	logger.Info("starting chatr-operator", "leaderElection", o.leaderElect, "metrics", o.metricsAddr, "probes", o.probeAddr)
+	logger.Info("starting chatr-operator", append(version.Get().LogAttrs(),
+		"leaderElection", o.leaderElect, "metrics", o.metricsAddr, "probes", o.probeAddr)...)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("while running the manager: %w", err)
+	}
+	return nil
+}
+
+// registerBuildInfo puts chatr_build_info{component="operator"} in reg (the
+// manager's /metrics registry), as every component exports it in its own.
+// That registry is process-wide and run may be called more than once in a
+// process (tests): the first registration stays.
+func registerBuildInfo(reg prometheus.Registerer) error {
+	if err := reg.Register(version.NewCollector("operator")); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return fmt.Errorf("while registering the build-info metric: %w", err)
+		}
 	}
 	return nil
 }
