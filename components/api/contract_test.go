@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatr-ai/chatr/internal/store"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 var (
@@ -428,28 +429,48 @@ func TestPresenceAndAgents(t *testing.T) {
 	}
 }
 
+// An agent is online for PresenceTimeout after its last request. The
+// timeout is real time, so the test measures when each call was made and,
+// when the machine was too slow for a step's premise (the check came after
+// the timeout had run out anyway), runs again on a new room with a timeout
+// twice as long (testenv.Timed).
 func TestPresenceTimeout(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	cfg.Limits.PresenceTimeout = 700 * time.Millisecond
-	_, ts := testServer(t, cfg)
-	a := register(t, ts, "sleepy")
-	want(t, call(t, ts, "POST", "/api/heartbeat", "", a.bearer()), 200, "")
-	count := func() float64 {
-		r := call(t, ts, "GET", "/api/agents", "")
-		return r.body["stats"].(map[string]any)["onlineAgents"].(float64) + float64(100*len(r.body["agents"].([]any)))
-	}
-	if c := count(); c != 101 {
-		t.Fatalf("online right after heartbeat: %v", c)
-	}
-	time.Sleep(900 * time.Millisecond)
-	if c := count(); c != 0 {
-		t.Fatalf("still online after the timeout: %v", c)
-	}
-	want(t, call(t, ts, "POST", "/api/heartbeat", "", a.bearer()), 200, "")
-	if c := count(); c != 101 {
-		t.Fatalf("not back online after a heartbeat: %v", c)
-	}
+	const slack = 10 * time.Millisecond
+	testenv.Timed(t, 700*time.Millisecond, func(timeout time.Duration) error {
+		cfg := testConfig(t)
+		cfg.Limits.PresenceTimeout = timeout
+		_, ts := testServer(t, cfg)
+		a := register(t, ts, "sleepy")
+		count := func() float64 {
+			r := call(t, ts, "GET", "/api/agents", "")
+			return r.body["stats"].(map[string]any)["onlineAgents"].(float64) + float64(100*len(r.body["agents"].([]any)))
+		}
+		beat := time.Now()
+		want(t, call(t, ts, "POST", "/api/heartbeat", "", a.bearer()), 200, "")
+		beatEnd := time.Now()
+		c := count()
+		if time.Since(beat) >= timeout-slack {
+			return testenv.TooSlow("the first look came %s after the heartbeat", time.Since(beat))
+		}
+		if c != 101 {
+			t.Fatalf("online right after heartbeat: %v", c)
+		}
+		time.Sleep(time.Until(beatEnd.Add(timeout + slack))) // the timeout running out is the event
+		if c := count(); c != 0 {
+			t.Fatalf("still online after the timeout: %v", c)
+		}
+		beat = time.Now()
+		want(t, call(t, ts, "POST", "/api/heartbeat", "", a.bearer()), 200, "")
+		c = count()
+		if time.Since(beat) >= timeout-slack {
+			return testenv.TooSlow("the look came %s after the second heartbeat", time.Since(beat))
+		}
+		if c != 101 {
+			t.Fatalf("not back online after a heartbeat: %v", c)
+		}
+		return nil
+	})
 }
 
 func TestAgentsCappedAt200(t *testing.T) {

@@ -291,7 +291,13 @@ func TestCloseCommitsQueuedPosts(t *testing.T) {
 			results <- err
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Close while posts are in flight: once the first is stored, the others
+	// are queued or on their way.
+	testenv.Eventually(t, 10*time.Second, "the first post to be stored", func() bool {
+		var n int
+		_ = srv.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM messages`).Scan(&n)
+		return n > 0
+	})
 	srv.writer.close()
 	var committed int
 	for i := 0; i < 20; i++ {
@@ -331,13 +337,7 @@ func TestRunRebuildsAtStart(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for onlineNames(t, ts) != "survivor" {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not rebuild presence")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "Run to rebuild presence", func() bool { return onlineNames(t, ts) == "survivor" })
 	cancel()
 	select {
 	case err := <-done:

@@ -259,7 +259,7 @@ func TestVerifySlowMoltbookAnswersPending(t *testing.T) {
 	if st.status != 200 || st.body["pending"] != true {
 		t.Fatalf("status while pending: %s", st.raw)
 	}
-	testenv.Until(t, 10*time.Second, "the verification to finish", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the verification to finish", func() bool {
 		st = rm.call(t, "GET", "/api/verify/status", a.key, "")
 		return st.body["pending"] != true
 	})

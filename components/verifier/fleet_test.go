@@ -67,7 +67,7 @@ func (qr *queueRoom) enqueue(t *testing.T, name string, scenario func(code strin
 func (qr *queueRoom) waitDone(t *testing.T, timeout time.Duration, id int64) verify.Job {
 	t.Helper()
 	var j verify.Job
-	testenv.Until(t, timeout, fmt.Sprintf("job %d to finish", id), func() bool {
+	testenv.Eventually(t, timeout, fmt.Sprintf("job %d to finish", id), func() bool {
 		var err error
 		j, err = qr.q.Job(context.Background(), id)
 		return err == nil && !j.Live()
@@ -134,7 +134,7 @@ func TestTwoReplicasProcessEachJobOnce(t *testing.T) {
 	// A replica counts a job once its Finish has committed, which is just
 	// after the row reads finished: wait for the counters to catch up.
 	var c1, c2 float64
-	testenv.Until(t, 10*time.Second, "both replicas to count their finished jobs", func() bool {
+	testenv.Eventually(t, 10*time.Second, "both replicas to count their finished jobs", func() bool {
 		c1 = counter(t, v1, "chatr_verifier_jobs_total", "verified")
 		c2 = counter(t, v2, "chatr_verifier_jobs_total", "verified")
 		return c1+c2 >= n
@@ -190,7 +190,7 @@ func TestStoppedWorkerGivesJobBack(t *testing.T) {
 		a.Faults = []fakemoltbook.Fault{{Delay: fakemoltbook.Duration(time.Minute)}}
 		return a
 	})
-	testenv.Until(t, 10*time.Second, "the first Moltbook call", func() bool { return qr.fake.Requests("interrupted") == 1 })
+	testenv.Eventually(t, 10*time.Second, "the first Moltbook call", func() bool { return qr.fake.Requests("interrupted") == 1 })
 	stopA()
 	startVerifier(t, cfg)
 	start := time.Now()
@@ -233,7 +233,7 @@ func TestCrashedWorkerJobTakenAfterLease(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-	testenv.Until(t, 30*time.Second, "replica A's Moltbook call", func() bool { return qr.fake.Requests("crashy") == 1 })
+	testenv.Eventually(t, 30*time.Second, "replica A's Moltbook call", func() bool { return qr.fake.Requests("crashy") == 1 })
 	claimed, err := qr.q.Job(context.Background(), j.ID)
 	if err != nil || claimed.State != verify.StateRunning || claimed.Attempts != 1 {
 		t.Fatalf("job while A works: %+v %v", claimed, err)
@@ -302,7 +302,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	res.Body.Close()
 	var body string
-	testenv.Until(t, 5*time.Second, "the metrics", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the metrics", func() bool {
 		res, err := admin.Client().Get(admin.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)

@@ -8,28 +8,39 @@ import (
 	"time"
 )
 
-// Eventually retries f until it returns nil and fails the test with f's last
-// error when timeout passes (or at once when f returns StopTrying(err)).
-// It is the one way the tests wait for something another goroutine or
-// process does: they wait on the condition itself, never on a sleep whose
-// length a loaded machine would make too short. The timeout is a bound for
-// a hung system, not a measurement, so make it generous; Slow stretches it.
-func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+// Condition is what Eventually waits on: a check that says why it does not
+// hold yet (an error), or simply whether it holds.
+type Condition interface {
+	func() error | func() bool
+}
+
+// Eventually retries cond until it holds (returns nil, or true) and fails
+// the test with its last error when timeout passes, or at once when it
+// returns StopTrying(err). It is the one way the tests wait for something
+// another goroutine or process does: they wait on the condition itself,
+// never on a sleep whose length a loaded machine would make too short. The
+// timeout is a bound for a hung system, not a measurement, so make it
+// generous; Slow stretches it.
+func Eventually[C Condition](t testing.TB, timeout time.Duration, what string, cond C) {
 	t.Helper()
-	if err := Poll(context.Background(), timeout, f); err != nil {
+	if err := Poll(context.Background(), timeout, asError(cond)); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
 
-// Until is Eventually for a condition that has no error to tell.
-func Until(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	Eventually(t, timeout, what, func() error {
-		if cond() {
-			return nil
+func asError[C Condition](cond C) func() error {
+	switch f := any(cond).(type) {
+	case func() error:
+		return f
+	case func() bool:
+		return func() error {
+			if f() {
+				return nil
+			}
+			return errors.New("condition not met")
 		}
-		return errors.New("condition not met")
-	})
+	}
+	panic("unreachable: Condition has two kinds")
 }
 
 // Poll is Eventually without a test, for helpers that return an error: it

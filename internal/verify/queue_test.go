@@ -250,7 +250,7 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 		}
 		return nil
 	})
-	testenv.Until(t, 10*time.Second, "the lease to run out", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the lease to run out", func() bool {
 		return time.Now().After(j1.LeaseExpiresAt.Add(10 * time.Millisecond))
 	})
 	if err := q.Finish(ctx, j1, verify.Result{Outcome: verify.OutcomeVerified}); !errors.Is(err, verify.ErrLeaseLost) {
@@ -292,7 +292,7 @@ func TestRequeueExpiredGivesUp(t *testing.T) {
 		if !ok || err != nil {
 			t.Fatal(ok, err)
 		}
-		testenv.Until(t, 10*time.Second, "the lease to run out", func() bool {
+		testenv.Eventually(t, 10*time.Second, "the lease to run out", func() bool {
 			return time.Now().After(j.LeaseExpiresAt.Add(5 * time.Millisecond))
 		})
 		if _, _, err := q.RequeueExpired(ctx, 2); err != nil {
