@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -46,10 +48,15 @@ func FuzzValidName(f *testing.F) {
 }
 
 // FuzzDecodeRegister feeds arbitrary bodies through the register decoding
-// and validation: never a panic, only 400s, and what passes is valid.
+// and validation: never a panic, only 400s; the decision agrees with the
+// contract's rules applied to what encoding/json reads from the body (name:
+// trimmed, 2–32 of [A-Za-z0-9_-]; avatar: trimmed, the default when empty, at
+// most 64 characters, no control character), and what passes is a fixed
+// point: registering the accepted name and avatar again accepts them as they are.
 func FuzzDecodeRegister(f *testing.F) {
 	for _, s := range []string{`{"name":"alice"}`, `{"name":"a","avatar":"🦊"}`, `{"name":1}`, `[]`, ``, `null`,
-		`{"name":"ok","avatar":"` + strings.Repeat("🦞", 65) + `"}`, `{"name":"\u0000x"}`, `{"avatar":"\ud800"}`} {
+		`{"name":"ok","avatar":"` + strings.Repeat("🦞", 65) + `"}`, `{"name":"\u0000x"}`, `{"avatar":"\ud800"}`,
+		`{"NAME":" bob_1 ","Avatar":" \t "}`, `{"name":"ok","avatar":"a\u007f"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -60,27 +67,63 @@ func FuzzDecodeRegister(f *testing.F) {
 			}
 			return
 		}
+		var ref registerRequest
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &ref); err != nil || ref != req {
+				t.Fatalf("%q: decoded %+v, encoding/json %+v (%v)", body, req, ref, err)
+			}
+		}
+		// The contract's rules, applied independently.
+		wantName, wantAvatar := strings.TrimSpace(ref.Name), strings.TrimSpace(ref.Avatar)
+		if wantAvatar == "" {
+			wantAvatar = defaultAvatar
+		}
+		wantErr := ""
+		switch {
+		case wantName == "":
+			wantErr = errNameRequired
+		case !nameRE.MatchString(wantName):
+			wantErr = errNameInvalid
+		case utf8.RuneCountInString(wantAvatar) > avatarMax:
+			wantErr = errAvatarTooLong
+		case strings.ContainsFunc(wantAvatar, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+			wantErr = errAvatarInvalid
+		}
 		name, avatar, e := checkRegister(req)
 		if e != nil {
-			if e.Status != http.StatusBadRequest || e.Msg == "" {
-				t.Fatalf("validation error %d %q", e.Status, e.Msg)
+			if e.Status != http.StatusBadRequest || e.Msg != wantErr {
+				t.Fatalf("%q: refused with %d %q, want %q", body, e.Status, e.Msg, wantErr)
 			}
 			return
 		}
-		if !nameRE.MatchString(name) {
-			t.Fatalf("accepted name %q", name)
+		if wantErr != "" || name != wantName || avatar != wantAvatar {
+			t.Fatalf("%q: accepted %q %q, want %q %q (%q)", body, name, avatar, wantName, wantAvatar, wantErr)
 		}
-		if avatar == "" || utf8.RuneCountInString(avatar) > avatarMax || !utf8.ValidString(avatar) ||
-			strings.ContainsAny(avatar, "\x00\n\r\t") || avatar != strings.TrimSpace(avatar) {
+		if !utf8.ValidString(avatar) {
 			t.Fatalf("accepted avatar %q", avatar)
+		}
+		again, err := json.Marshal(registerRequest{Name: name, Avatar: avatar})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req2 registerRequest
+		if e := httpjson.Unmarshal(again, &req2); e != nil {
+			t.Fatalf("re-encoded %s: %v", again, e)
+		}
+		if n2, a2, e := checkRegister(req2); e != nil || n2 != name || a2 != avatar {
+			t.Fatalf("re-registering %s: %q %q %v", again, n2, a2, e)
 		}
 	})
 }
 
-// FuzzDecodePost does the same for message bodies.
+// FuzzDecodePost does the same for message bodies: the decision agrees with
+// the rules applied to what encoding/json reads (content trimmed, 1 to
+// maxChars characters, no NUL), and accepted content posted again is
+// accepted unchanged.
 func FuzzDecodePost(f *testing.F) {
 	for _, s := range []string{`{"content":"hi"}`, `{"content":"  "}`, `{"content":12}`, `{}`, `{"content":"\u0000"}`,
-		`{"content":"` + strings.Repeat("é", 251) + `"}`, `{"content":"a"} {}`} {
+		`{"content":"` + strings.Repeat("é", 251) + `"}`, `{"content":"a"} {}`, `{"Content":"\u2028 x \u00a0"}`,
+		`{"content":"\ud83e\udd9e"}`} {
 		f.Add([]byte(s), 250)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, maxChars int) {
@@ -94,16 +137,42 @@ func FuzzDecodePost(f *testing.F) {
 			}
 			return
 		}
+		var ref postRequest
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &ref); err != nil || ref != req {
+				t.Fatalf("%q: decoded %+v, encoding/json %+v (%v)", body, req, ref, err)
+			}
+		}
+		want := strings.TrimSpace(ref.Content)
+		wantErr := ""
+		switch {
+		case want == "":
+			wantErr = errContentMissing
+		case utf8.RuneCountInString(want) > maxChars:
+			wantErr = errLength(maxChars)
+		case strings.IndexByte(want, 0) >= 0:
+			wantErr = errContentInvalid
+		}
 		c, e := checkContent(req, maxChars)
 		if e != nil {
-			if e.Status != http.StatusBadRequest || e.Msg == "" {
-				t.Fatalf("validation error %d %q", e.Status, e.Msg)
+			if e.Status != http.StatusBadRequest || e.Msg != wantErr {
+				t.Fatalf("%q: refused with %d %q, want %q", body, e.Status, e.Msg, wantErr)
 			}
 			return
 		}
-		n := utf8.RuneCountInString(c)
-		if n < 1 || n > maxChars || c != strings.TrimSpace(c) || strings.IndexByte(c, 0) >= 0 || !utf8.ValidString(c) {
-			t.Fatalf("accepted content %q (%d characters, max %d)", c, n, maxChars)
+		if wantErr != "" || c != want || !utf8.ValidString(c) {
+			t.Fatalf("%q: accepted %q, want %q (%q)", body, c, want, wantErr)
+		}
+		again, err := json.Marshal(postRequest{Content: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req2 postRequest
+		if e := httpjson.Unmarshal(again, &req2); e != nil {
+			t.Fatalf("re-encoded %s: %v", again, e)
+		}
+		if c2, e := checkContent(req2, maxChars); e != nil || c2 != c {
+			t.Fatalf("posting %s again: %q %v", again, c2, e)
 		}
 	})
 }
