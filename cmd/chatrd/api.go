@@ -24,12 +24,14 @@ func init() {
 			// Close runs after serve.Run has stopped the HTTP server, so the
 			// posts in flight are committed before the pool goes away.
 			defer srv.Close()
-			return serve.Run(ctx, serve.Options{
+			// ServeOptions adds the API's connection bounds (read and idle
+			// timeouts, connections per address).
+			return serve.Run(ctx, srv.ServeOptions(serve.Options{
 				Listen:      cfg.Common.Listen,
 				AdminListen: cfg.Common.AdminListen,
 				Handler:     srv.Handler(),
 				Log:         log,
-			}, srv)
+			}), srv)
 		},
 	}
 }

@@ -118,13 +118,14 @@ func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	printWelcome(base, admin, fake != nil)
 	served = true
-	return serve.Run(ctx, serve.Options{
+	// The API's connection bounds apply to the one listener.
+	return serve.Run(ctx, apiSrv.ServeOptions(serve.Options{
 		Listener:     ln,
 		AdminListen:  common.AdminListen,
 		Handler:      router,
 		DrainTimeout: streamer.DrainTimeout(scfg),
 		Log:          log,
-	}, apiSrv, streamSrv, verSrv)
+	}), apiSrv, streamSrv, verSrv)
 }
 
 // baseURL is the URL to print and to give the verifier for a bound address:

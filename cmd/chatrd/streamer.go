@@ -29,6 +29,8 @@ func init() {
 				// Drain closes streams over the drain time; the margin lets the
 				// last slow clients hit their write deadline.
 				DrainTimeout: streamer.DrainTimeout(c),
+				ReadTimeout:  c.Common.ReadTimeout,
+				IdleTimeout:  c.Common.IdleTimeout,
 				Log:          log,
 			}, srv)
 		},

@@ -30,7 +30,8 @@ func init() {
 			notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				httpjson.Fail(w, http.StatusNotFound, "Not found: the verifier serves only /healthz, /readyz and /metrics")
 			})
-			return serve.Run(ctx, serve.Options{Listen: cfg.Common.Listen, AdminListen: cfg.Common.AdminListen, Handler: notFound, Log: log}, v)
+			return serve.Run(ctx, serve.Options{Listen: cfg.Common.Listen, AdminListen: cfg.Common.AdminListen, Handler: notFound,
+				ReadTimeout: cfg.Common.ReadTimeout, IdleTimeout: cfg.Common.IdleTimeout, Log: log}, v)
 		},
 	}
 }
