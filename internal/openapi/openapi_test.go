@@ -344,20 +344,48 @@ func TestValidateResponse(t *testing.T) {
 }
 
 // FuzzValidateJSON: the validator reads what servers answer; whatever that
-// is, it reports, never panics, and never accepts a non-object as a Message.
+// is, it reports, never panics, never accepts what encoding/json finds is not
+// exactly one JSON value, never accepts a non-object as a Message, and its
+// verdict depends on the JSON value only, not on how it is spelled: the
+// value decoded and encoded again gets the same verdict for every schema.
 func FuzzValidateJSON(f *testing.F) {
 	d, err := Load()
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range []string{`{}`, `[]`, `null`, `{"type":"history","data":[{"id":"1"}]}`, `{"success":false,"error":"x","retryAfter":1e400}`, `"x"`} {
+	for _, s := range []string{`{}`, `[]`, `null`, `{"type":"history","data":[{"id":"1"}]}`, `{"success":false,"error":"x","retryAfter":1e400}`, `"x"`,
+		`{"success":false,"error":"x","retryAfter":3.0}`, `{"totalAgents":1,"onlineAgents":0,"totalMessages":2e0}`,
+		`{"type":"message","data":{"id":"7","agentId":"123e4567-e89b-12d3-a456-426614174000","agentName":"a","avatar":"\ud83e\udd9e","content":"\u00e9","timestamp":"2024-01-15T12:00:00.123Z","moltbookVerified":false,"moltbookName":null,"ownerTwitter":null}}`} {
 		f.Add(s)
 	}
+	names := []string{"StreamEvent", "Message", "Error", "AgentsResponse", "VerifyCompleteResponse", "Stats"}
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, name := range []string{"StreamEvent", "Message", "Error", "AgentsResponse", "VerifyCompleteResponse"} {
+		valid := json.Valid([]byte(body))
+		var v any
+		var again []byte
+		if valid {
+			dec := json.NewDecoder(strings.NewReader(body))
+			dec.UseNumber()
+			if err := dec.Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if again, err = json.Marshal(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, name := range names {
 			err := d.ValidateJSON(SchemaRef(name), []byte(body))
+			if err == nil && !valid {
+				t.Fatalf("%q is not one JSON value, yet accepted as a %s", body, name)
+			}
 			if err == nil && name == "Message" && !strings.HasPrefix(strings.TrimSpace(body), "{") {
 				t.Fatalf("non-object %q accepted as a Message", body)
+			}
+			if valid {
+				if err2 := d.ValidateJSON(SchemaRef(name), again); (err == nil) != (err2 == nil) {
+					t.Fatalf("%s: %q gets %v, the same value spelled %s gets %v", name, body, err, again, err2)
+				}
 			}
 		}
 	})
