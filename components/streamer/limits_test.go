@@ -3,6 +3,7 @@ package streamer_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/chatr-ai/chatr/components/streamer"
 	"github.com/chatr-ai/chatr/internal/bus"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // expectRefused opens a stream and checks it is refused with status and msg.
@@ -67,19 +69,15 @@ func TestPerIPLimitAcrossStreamers(t *testing.T) {
 // waitAccepted retries until base accepts a stream (and keeps it open).
 func waitAccepted(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 20*time.Second, "a stream accepted by "+base, func() error {
 		resp, closeFn := sseConnect(t, base+"/api/stream", "", false)
 		if resp.StatusCode == http.StatusOK {
 			t.Cleanup(closeFn)
-			return
+			return nil
 		}
 		closeFn()
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused (%d) after 10s", resp.StatusCode)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("still refused (%d)", resp.StatusCode)
+	})
 }
 
 // Beyond MaxConnections a pod answers 503; draining pods refuse new streams.
@@ -102,17 +100,12 @@ func TestConnectionCountReport(t *testing.T) {
 	key := bus.Key(r.schema, "streamer", "conns", "pod-7")
 	waitKey := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			v, _ := r.rdb.Get(context.Background(), key).Result()
-			if v == want {
-				return
+		testenv.Eventually(t, 10*time.Second, key+" = "+want, func() error {
+			if v, _ := r.rdb.Get(context.Background(), key).Result(); v != want {
+				return fmt.Errorf("%s = %q", key, v)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s = %q, want %q", key, v, want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	waitKey("0")
 	_, stop1 := openSSE(t, p.url, "")

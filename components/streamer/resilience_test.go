@@ -3,6 +3,7 @@ package streamer_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
@@ -15,42 +16,61 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatr-ai/chatr/components/streamer"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
-// privateRedis runs a redis-server of the test's own on a free port, so that
-// restarting it disturbs nobody else's tests. restart kills it and starts it
-// again on the same port, empty.
+// privateRedis runs a redis-server of the test's own, so that restarting it
+// disturbs nobody else's tests. kill stops it; start starts it again, empty,
+// on the same port: the port comes from testenv.FreeAddr, reserved for this
+// test and outside the range outgoing connections use, so nothing takes it
+// while the server is down. Should a start still find it taken (or the
+// server die at once for any reason), start tries again until the bound.
 func privateRedis(t *testing.T) (url string, kill, start func()) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is needed for this test (apt-get install redis-server): %v", err)
 	}
-	port := strconv.Itoa(freePort(t))
-	url = "redis://127.0.0.1:" + port + "/0"
-	var cmd *exec.Cmd
-	start = func() {
-		t.Helper()
+	addr := testenv.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	url = "redis://" + addr + "/0"
+	var (
+		cmd    *exec.Cmd
+		exited chan struct{}
+		out    *testenv.SyncBuffer
+	)
+	spawn := func() {
+		out = &testenv.SyncBuffer{}
 		cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port, MaxRetries: -1})
-		defer rdb.Close()
-		deadline := time.Now().Add(10 * time.Second)
-		for rdb.Ping(context.Background()).Err() != nil {
-			if time.Now().After(deadline) {
-				t.Fatal("private redis-server did not start")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		exited = make(chan struct{})
+		go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(cmd, exited)
 	}
 	kill = func() {
-		if cmd != nil && cmd.Process != nil {
+		if cmd != nil {
 			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			<-exited
 			cmd = nil
 		}
+	}
+	start = func() {
+		t.Helper()
+		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		defer rdb.Close()
+		spawn()
+		testenv.Eventually(t, 20*time.Second, "the private redis-server on "+addr, func() error {
+			select {
+			case <-exited:
+				err := fmt.Errorf("redis-server exited: %s", out.String())
+				spawn() // the port may have been taken for a moment: again
+				return err
+			default:
+			}
+			return rdb.Ping(context.Background()).Err()
+		})
 	}
 	start()
 	t.Cleanup(kill)
@@ -131,13 +151,9 @@ func TestSlowClient(t *testing.T) {
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("fast clients needed %s", el)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, p.srv, "chatr_streamer_disconnects_total", "reason", "slow") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the slow client was never disconnected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 20*time.Second, "the slow client to be disconnected", func() bool {
+		return metric(t, p.srv, "chatr_streamer_disconnects_total", "reason", "slow") >= 1
+	})
 	if n := metric(t, p.srv, "chatr_streamer_queue_drops_total"); n != 1 {
 		t.Errorf("queue drops = %v, want 1", n)
 	}
