@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		pres:   presence.New(rdb, cfg.Common.Schema, cfg.Limits.PresenceTimeout),
 		lim:    ratelimit.New(rdb),
 		ips:    ips,
-		verify: verify.NewHandlers(st, verify.HandlerOptions{Wait: cfg.VerifyWait}),
+		verify: verify.NewHandlers(st, verify.HandlerOptions{Wait: cfg.VerifyWait, Attempts: verify.AttemptLimit{Limit: cfg.Limits.VerificationsPerAgent, Window: cfg.Limits.VerificationWindow}}),
 		met:    newMetrics(),
 	}
 	s.writer = newWriter(st, s.bus, s.log, s.met, cfg.MaxBatch)

@@ -70,6 +70,13 @@ func (v *Verifier) process(ctx context.Context, job verify.Job, claimedAt time.T
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer wcancel()
 
+	// A Moltbook account verifies one agent: when another agent holds it
+	// already, the answer is known without spending the fleet's budget.
+	if taken, err := v.q.MoltbookNameTaken(jctx, job.AgentID, job.MoltbookName); err == nil && taken {
+		v.finish(wctx, job, decision{finish: true, label: "taken", reason: "the Moltbook account already verifies another agent",
+			result: verify.Result{Outcome: verify.OutcomeTaken}}, 0, log)
+		return
+	}
 	if !v.takeBudget(jctx, ctx, wctx, job, log) {
 		return
 	}
@@ -98,15 +105,7 @@ func (v *Verifier) process(ctx context.Context, job verify.Job, claimedAt time.T
 		}
 	}
 	if d.finish {
-		if d.result.Err == "" {
-			d.result.Err = d.reason
-		}
-		if err := v.q.Finish(wctx, job, d.result); err != nil {
-			v.resultLost(err, log)
-			return
-		}
-		v.m.jobs.WithLabelValues(string(d.result.Outcome)).Inc()
-		log.Info("verification finished", "outcome", d.result.Outcome, "result", d.label, "took", elapsed.Round(time.Millisecond))
+		v.finish(wctx, job, d, elapsed, log)
 		return
 	}
 	if err := v.q.Retry(wctx, job, d.delay, d.reason); err != nil {
@@ -115,6 +114,22 @@ func (v *Verifier) process(ctx context.Context, job verify.Job, claimedAt time.T
 	}
 	v.m.retries.Inc()
 	log.Info("verification will be retried", "result", d.label, "reason", d.reason, "retry_in", d.delay.Round(time.Millisecond))
+}
+
+// finish records a job's final result. The outcome recorded may differ
+// from the one decided (a verified account that another agent verified in
+// the meantime is recorded as taken), so the metric and the log use it.
+func (v *Verifier) finish(wctx context.Context, job verify.Job, d decision, elapsed time.Duration, log *slog.Logger) {
+	if d.result.Err == "" {
+		d.result.Err = d.reason
+	}
+	outcome, err := v.q.FinishOutcome(wctx, job, d.result)
+	if err != nil {
+		v.resultLost(err, log)
+		return
+	}
+	v.m.jobs.WithLabelValues(string(outcome)).Inc()
+	log.Info("verification finished", "outcome", outcome, "result", d.label, "took", elapsed.Round(time.Millisecond))
 }
 
 // takeBudget waits for the fleet-wide Moltbook budget. Short waits are

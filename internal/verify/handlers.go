@@ -37,6 +37,11 @@ type HandlerOptions struct {
 	// notification comes (0: DefaultPollInterval). Notifications make the
 	// common case immediate; polling covers a lost LISTEN connection.
 	PollInterval time.Duration
+	// Attempts limits how many new verification jobs one agent may start
+	// per window (zero Limit: no limit). A job is up to MaxAttempts Moltbook
+	// calls out of the fleet's shared budget, so without a per-agent limit
+	// one agent repeating verify/complete could spend that budget for all.
+	Attempts AttemptLimit
 	// Log receives internal errors (nil: slog.Default()).
 	Log *slog.Logger
 }
@@ -93,6 +98,13 @@ func (h *Handlers) Start(w http.ResponseWriter, r *http.Request, agent store.Age
 		httpjson.Fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if taken, err := h.q.MoltbookNameTaken(r.Context(), agent.ID, name); err != nil {
+		h.internal(w, r, err)
+		return
+	} else if taken {
+		httpjson.WriteError(w, takenError(name))
+		return
+	}
 	code, err := h.q.IssueCode(r.Context(), agent.ID, name)
 	if err != nil {
 		h.internal(w, r, err)
@@ -111,7 +123,11 @@ func (h *Handlers) Start(w http.ResponseWriter, r *http.Request, agent store.Age
 }
 
 // Complete enqueues a verification job (or joins the live one) and waits a
-// bounded time for its result.
+// bounded time for its result. An agent has at most one live job, and may
+// start at most opts.Attempts new ones per window (429 beyond). A Moltbook
+// account that already verifies another agent is refused at once (409),
+// without asking Moltbook; the refusal is recorded as a finished job, so
+// verify/status tells the same answer.
 func (h *Handlers) Complete(w http.ResponseWriter, r *http.Request, agent store.Agent) {
 	var body nameBody
 	if !httpjson.Decode(w, r, &body) {
@@ -135,7 +151,22 @@ func (h *Handlers) Complete(w http.ResponseWriter, r *http.Request, agent store.
 		h.internal(w, r, err)
 		return
 	}
-	job, _, err := h.q.Enqueue(r.Context(), agent.ID, name, code)
+	taken, err := h.q.MoltbookNameTaken(r.Context(), agent.ID, name)
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	var job Job
+	if taken {
+		job, err = h.q.RecordTaken(r.Context(), agent.ID, name, code, h.opts.Attempts)
+	} else {
+		job, _, err = h.q.EnqueueLimited(r.Context(), agent.ID, name, code, h.opts.Attempts)
+	}
+	var limited *AttemptLimitError
+	if errors.As(err, &limited) {
+		httpjson.TooMany(w, attemptLimitMessage(limited), limited.RetryAfter)
+		return
+	}
 	if err != nil {
 		h.internal(w, r, err)
 		return
@@ -308,8 +339,43 @@ func answer(j Job, now time.Time, pendingStatus int) (int, any) {
 			Msg:   "Verification POST not found. Post the verification message on Moltbook (a post, not a comment), then call POST /api/verify/complete again",
 			Hint:  "Your post content must contain: [" + j.Code + "]",
 			Extra: map[string]any{"code": j.Code, "moltbookName": name}})
+	case OutcomeTaken:
+		return http.StatusConflict, finalError(j, takenError(name))
 	default: // OutcomeUpstreamFailed
 		return http.StatusBadGateway, finalError(j, &httpjson.Error{Msg: "Failed to fetch Moltbook profile"})
+	}
+}
+
+// takenError is the 409 for a Moltbook account that already verifies
+// another agent: one account, one agent.
+func takenError(name string) *httpjson.Error {
+	return &httpjson.Error{Status: http.StatusConflict,
+		Msg:   `Moltbook account "` + name + `" already verifies another agent. A Moltbook account can verify only one agent`,
+		Hint:  "Verify with a Moltbook account of this agent's own",
+		Extra: map[string]any{"moltbookName": name}}
+}
+
+// attemptLimitMessage tells the agent its limit of verification attempts.
+func attemptLimitMessage(e *AttemptLimitError) string {
+	return "Too many verification attempts: at most " + strconv.Itoa(e.Limit) + " per " + windowText(e.Window) +
+		". Make sure the post with the code is on Moltbook before calling POST /api/verify/complete again"
+}
+
+// windowText renders a window for people: "10 minutes", "hour", "90s".
+func windowText(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return one
+		}
+		return strconv.FormatInt(n, 10) + " " + one + "s"
+	}
+	switch {
+	case d > 0 && d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d > 0 && d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	default:
+		return d.String()
 	}
 }
 

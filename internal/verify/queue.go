@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatr-ai/chatr/internal/store"
@@ -33,6 +34,7 @@ const (
 	OutcomeNotClaimed     Outcome = "not_claimed"     // 403
 	OutcomePostNotFound   Outcome = "post_not_found"  // 404 with code and hint
 	OutcomeUpstreamFailed Outcome = "upstream_failed" // 502 Failed to fetch Moltbook profile
+	OutcomeTaken          Outcome = "taken"           // 409 the Moltbook account verifies another agent
 )
 
 // Errors callers branch on.
@@ -44,6 +46,25 @@ var (
 	// result is dropped.
 	ErrLeaseLost = errors.New("verification job lease lost")
 )
+
+// AttemptLimitError: the agent started as many verification attempts as
+// its limit allows within the window; the next is allowed after RetryAfter.
+type AttemptLimitError struct {
+	Limit      int
+	Window     time.Duration
+	RetryAfter time.Duration
+}
+
+func (e *AttemptLimitError) Error() string {
+	return fmt.Sprintf("%d verification attempts within %s already; next one allowed in %s", e.Limit, e.Window, e.RetryAfter)
+}
+
+// AttemptLimit is how many new verification jobs one agent may start per
+// Window (joining the live job is always free). Limit 0 means no limit.
+type AttemptLimit struct {
+	Limit  int
+	Window time.Duration
+}
 
 // Job is a verification job's row.
 type Job struct {
@@ -136,11 +157,23 @@ func (q *Queue) Code(ctx context.Context, agentID string) (code, moltbookName st
 // repeated verify/complete waits on the same job instead of duplicating it.
 // The partial unique index decides races between concurrent calls.
 func (q *Queue) Enqueue(ctx context.Context, agentID, moltbookName, code string) (j Job, created bool, err error) {
+	return q.EnqueueLimited(ctx, agentID, moltbookName, code, AttemptLimit{})
+}
+
+// EnqueueLimited is Enqueue with a per-agent limit: a new
+// job is created only while the agent has started fewer than limit.Limit
+// jobs within limit.Window; beyond, Enqueue returns an *AttemptLimitError.
+// The count and the insert are one statement, and at most one job per agent
+// is live, so concurrent calls cannot overshoot the limit.
+func (q *Queue) EnqueueLimited(ctx context.Context, agentID, moltbookName, code string, limit AttemptLimit) (j Job, created bool, err error) {
 	for try := 0; try < 3; try++ {
 		j, err = scanJob(q.pool.QueryRow(ctx, `
-INSERT INTO verification_jobs (agent_id, moltbook_name, code) VALUES ($1, $2, $3)
+INSERT INTO verification_jobs (agent_id, moltbook_name, code)
+SELECT $1, $2, $3
+WHERE $4::int <= 0 OR (SELECT count(*) FROM verification_jobs
+    WHERE agent_id = $1 AND created_at > clock_timestamp() - $5::bigint * interval '1 millisecond') < $4::int
 ON CONFLICT (agent_id) WHERE state <> 'done' DO NOTHING
-RETURNING `+jobColumns, agentID, moltbookName, code))
+RETURNING `+jobColumns, agentID, moltbookName, code, limit.Limit, limit.Window.Milliseconds()))
 		if err == nil {
 			return j, true, nil
 		}
@@ -154,9 +187,74 @@ RETURNING `+jobColumns, agentID, moltbookName, code))
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return Job{}, false, fmt.Errorf("while reading the live verification job of agent %s: %w", agentID, err)
 		}
+		if wait, limited, err := q.attemptWait(ctx, agentID, limit); err != nil {
+			return Job{}, false, err
+		} else if limited {
+			return Job{}, false, &AttemptLimitError{Limit: limit.Limit, Window: limit.Window, RetryAfter: wait}
+		}
 		// The live job finished between the two statements: try again.
 	}
 	return Job{}, false, fmt.Errorf("while enqueueing verification of agent %s: the live job kept changing", agentID)
+}
+
+// attemptWait reports whether the agent used up its attempts and, if so,
+// how long until the oldest attempt of the window leaves it (by Postgres's
+// clock, like the count).
+func (q *Queue) attemptWait(ctx context.Context, agentID string, limit AttemptLimit) (time.Duration, bool, error) {
+	if limit.Limit <= 0 {
+		return 0, false, nil
+	}
+	var n int
+	var us *int64
+	err := q.pool.QueryRow(ctx, `
+SELECT count(*), (extract(epoch FROM min(created_at) + $3::bigint * interval '1 millisecond' - clock_timestamp()) * 1000000)::bigint
+FROM (SELECT created_at FROM verification_jobs
+      WHERE agent_id = $1 AND created_at > clock_timestamp() - $3::bigint * interval '1 millisecond'
+      ORDER BY created_at DESC LIMIT $2) recent`, agentID, limit.Limit, limit.Window.Milliseconds()).Scan(&n, &us)
+	if err != nil {
+		return 0, false, fmt.Errorf("while counting the verification attempts of agent %s: %w", agentID, err)
+	}
+	if n < limit.Limit || us == nil {
+		return 0, false, nil
+	}
+	return max(time.Duration(*us)*time.Microsecond, time.Millisecond), true, nil
+}
+
+// MoltbookNameTaken reports whether another agent than agentID is verified
+// with that Moltbook account.
+func (q *Queue) MoltbookNameTaken(ctx context.Context, agentID, moltbookName string) (bool, error) {
+	var taken bool
+	err := q.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE moltbook_verified AND moltbook_name = $1 AND id <> $2)`,
+		moltbookName, agentID).Scan(&taken)
+	if err != nil {
+		return false, fmt.Errorf("while checking who holds Moltbook account %s: %w", moltbookName, err)
+	}
+	return taken, nil
+}
+
+// RecordTaken records an attempt refused because the Moltbook account
+// already verifies another agent, as a job already done with outcome taken
+// (no Moltbook call is made): GET /api/verify/status then tells the same
+// answer, and the refusal counts against the agent's attempts like any other.
+// A live job is left alone (and returned): the agent waits on that one.
+func (q *Queue) RecordTaken(ctx context.Context, agentID, moltbookName, code string, limit AttemptLimit) (Job, error) {
+	j, created, err := q.EnqueueLimited(ctx, agentID, moltbookName, code, limit)
+	if err != nil || !created {
+		return j, err
+	}
+	done, err := scanJob(q.pool.QueryRow(ctx, `
+UPDATE verification_jobs SET state = 'done', outcome = 'taken', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+    last_error = 'the Moltbook account already verifies another agent'
+WHERE id = $1 AND state = 'queued' AND attempts = 0
+RETURNING `+jobColumns, j.ID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A worker claimed it in between: it finds the account taken too.
+		return q.Job(ctx, j.ID)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("while recording a refused verification of agent %s: %w", agentID, err)
+	}
+	return done, nil
 }
 
 // Job reads one job.
@@ -225,7 +323,48 @@ const leaseGuard = `id = $1 AND state = 'running' AND lease_owner = $2 AND attem
 // Finish ends the job with r. A verified outcome also marks the agent
 // verified, in the same transaction, so the agent's very next request sees it.
 func (q *Queue) Finish(ctx context.Context, j Job, r Result) error {
-	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+	_, err := q.FinishOutcome(ctx, j, r)
+	return err
+}
+
+// FinishOutcome is Finish, returning the outcome recorded: a verified result
+// whose Moltbook account already verifies another agent is recorded as
+// OutcomeTaken instead, and this agent stays unverified. The unique index
+// on verified Moltbook names settles two agents verifying one account at the
+// same moment: the loser's transaction fails on it and is recorded as taken.
+func (q *Queue) FinishOutcome(ctx context.Context, j Job, r Result) (Outcome, error) {
+	err := q.finish(ctx, j, &r)
+	var pgErr *pgconn.PgError
+	if r.Outcome == OutcomeVerified && errors.As(err, &pgErr) && pgErr.Code == "23505" /* unique_violation */ &&
+		pgErr.ConstraintName == "agents_moltbook_name_key" {
+		r = takenResult()
+		err = q.finish(ctx, j, &r)
+	}
+	if errors.Is(err, ErrLeaseLost) {
+		return "", fmt.Errorf("while finishing verification job %d (attempt %d): %w", j.ID, j.Attempts, ErrLeaseLost)
+	}
+	if err != nil {
+		return "", fmt.Errorf("while finishing verification job %d: %w", j.ID, err)
+	}
+	return r.Outcome, nil
+}
+
+func takenResult() Result {
+	return Result{Outcome: OutcomeTaken, Err: "the Moltbook account already verifies another agent"}
+}
+
+func (q *Queue) finish(ctx context.Context, j Job, r *Result) error {
+	return pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+		if r.Outcome == OutcomeVerified {
+			var taken bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE moltbook_verified AND moltbook_name = $1 AND id <> $2)`,
+				j.MoltbookName, j.AgentID).Scan(&taken); err != nil {
+				return err
+			}
+			if taken {
+				*r = takenResult()
+			}
+		}
 		tag, err := tx.Exec(ctx, `
 UPDATE verification_jobs SET state = 'done', outcome = $4, owner_twitter = nullif($5, ''), post_id = nullif($6, ''),
     last_error = nullif($7, ''), lease_owner = NULL, lease_expires_at = NULL,
@@ -246,13 +385,6 @@ UPDATE agents SET moltbook_verified = true, moltbook_name = $2, owner_twitter = 
 WHERE id = $1`, j.AgentID, j.MoltbookName, r.OwnerTwitter, r.PostID)
 		return err
 	})
-	if errors.Is(err, ErrLeaseLost) {
-		return fmt.Errorf("while finishing verification job %d (attempt %d): %w", j.ID, j.Attempts, ErrLeaseLost)
-	}
-	if err != nil {
-		return fmt.Errorf("while finishing verification job %d: %w", j.ID, err)
-	}
-	return nil
 }
 
 // Retry gives the job back to run again after delay; this attempt counts.
