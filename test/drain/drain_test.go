@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -46,13 +47,14 @@ import (
 const (
 	drainTime = 3 * time.Second
 	retryHint = time.Second
-	// backAgain is "a few seconds": a client on the stopped streamer must be
-	// streaming again this long after SIGTERM at the latest (its close comes
-	// by drainTime, then it waits at most 1.5 × retryHint, then reconnects;
-	// the rest is slack for a loaded CI machine).
-	backAgain = drainTime + 4*time.Second
 	clients   = 16
 )
+
+// backAgain is "a few seconds": a client on the stopped streamer must be
+// streaming again this long after SIGTERM at the latest (its close comes by
+// drainTime, then it waits at most 1.5 × retryHint, then reconnects; the
+// rest is slack for a loaded CI machine, stretched by testenv.Slow).
+var backAgain = drainTime + retryHint*3/2 + testenv.Slow(2500*time.Millisecond)
 
 func TestSIGTERMDrainLosesNothing(t *testing.T) {
 	bin := buildChatrd(t)
@@ -103,7 +105,7 @@ func TestSIGTERMDrainLosesNothing(t *testing.T) {
 		go func() { defer wg.Done(); cs[i].run(ctx) }()
 	}
 	defer func() { cancel(); wg.Wait() }()
-	waitFor(t, "every client streaming", 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, "every client streaming", func() error {
 		for i, c := range cs {
 			if c.connects() == 0 {
 				return fmt.Errorf("client %d not connected", i)
@@ -120,7 +122,7 @@ func TestSIGTERMDrainLosesNothing(t *testing.T) {
 	if onA == 0 || onA == clients {
 		t.Fatalf("%d of %d clients on %s: the balancer should spread them", onA, clients, a.name)
 	}
-	waitFor(t, "streamer-a reports its connections", 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, "streamer-a reports its connections", func() error {
 		if n, err := rdb.Get(ctx, connreport.Key(schema, a.name)).Int(); err != nil || n != onA {
 			return fmt.Errorf("count %d (%v), want %d", n, err, onA)
 		}
@@ -131,12 +133,12 @@ func TestSIGTERMDrainLosesNothing(t *testing.T) {
 	postCtx, stopPosting := context.WithCancel(ctx)
 	posted := make(chan []int64, 1)
 	go func() { posted <- poster.run(postCtx, 20*time.Millisecond) }()
-	time.Sleep(time.Second)
+	testenv.Eventually(t, 30*time.Second, "the posting load under way", func() bool { return poster.count.Load() >= 25 })
 
-	// The scale-down: the pod leaves the Service's endpoints (the preStop
-	// sleep gives the ingress time to see it), then the kubelet sends SIGTERM.
+	// The scale-down: the pod leaves the Service's endpoints (in Kubernetes
+	// the preStop sleep gives the ingress time to see that; this balancer
+	// sees it at once), then the kubelet sends SIGTERM.
 	lb.remove(a.name)
-	time.Sleep(200 * time.Millisecond)
 	sigterm := time.Now()
 	a.signal(t, syscall.SIGTERM)
 
@@ -152,7 +154,11 @@ func TestSIGTERMDrainLosesNothing(t *testing.T) {
 	if took < drainTime*2/3 {
 		t.Errorf("%s exited %s after SIGTERM: it did not drain gradually over %s", a.name, took, drainTime)
 	}
-	time.Sleep(2 * time.Second)
+	// Posting goes on after the drain: those messages must reach everyone too.
+	after := poster.count.Load()
+	testenv.Eventually(t, 30*time.Second, "more posts after the drain", func() bool {
+		return poster.count.Load() >= max(after+50, 120)
+	})
 	stopPosting()
 	ids := <-posted
 	if len(ids) < 100 {
@@ -160,7 +166,7 @@ func TestSIGTERMDrainLosesNothing(t *testing.T) {
 	}
 
 	// Every client gets every message, each once, in order.
-	waitFor(t, "every client has every message", 15*time.Second, func() error {
+	testenv.Eventually(t, 15*time.Second, "every client has every message", func() error {
 		for i, c := range cs {
 			if got := c.lastID(); got < ids[len(ids)-1] {
 				return fmt.Errorf("client %d is at id %d of %d", i, got, ids[len(ids)-1])
@@ -231,46 +237,66 @@ type process struct {
 	cmd               *exec.Cmd
 	done              chan struct{}
 	err               error
+
+	bin, command, logPath string
+	env                   []string
 }
 
 // start runs `chatrd <command>` on free ports, logging to logs/<name>.log;
 // it is killed when the test ends if it is still running.
 func start(t *testing.T, bin, command, name, logs string, env []string) *process {
 	t.Helper()
-	p := &process{name: name, addr: freeAddr(t), admin: freeAddr(t), done: make(chan struct{})}
-	log, err := os.Create(filepath.Join(logs, name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(bin, command)
-	p.cmd.Env = append(append(os.Environ(), env...), "CHATR_LISTEN="+p.addr, "CHATR_ADMIN_LISTEN="+p.admin)
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		log.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := &process{name: name, bin: bin, command: command, logPath: filepath.Join(logs, name+".log"), env: env}
+	p.launch(t)
 	return p
 }
 
-// waitReady waits for the process's /readyz.
+// launch starts the process on two new addresses (testenv.FreeAddr).
+func (p *process) launch(t *testing.T) {
+	t.Helper()
+	p.addr, p.admin, p.done, p.err = testenv.FreeAddr(t), testenv.FreeAddr(t), make(chan struct{}), nil
+	log, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(p.bin, p.command)
+	cmd.Env = append(append(os.Environ(), p.env...), "CHATR_LISTEN="+p.addr, "CHATR_ADMIN_LISTEN="+p.admin)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = cmd
+	done := p.done
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+// waitReady waits for the process's /readyz. A process that could not
+// listen because its address was taken after FreeAddr chose it (another
+// program on the machine) is started again on new addresses; any other
+// early exit fails the test.
 func (p *process) waitReady(t *testing.T, d time.Duration) {
 	t.Helper()
-	waitFor(t, p.name+" ready", d, func() error {
+	testenv.Eventually(t, d, p.name+" ready", func() error {
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited: %v", p.name, p.err)
+			out, _ := os.ReadFile(p.logPath)
+			if testenv.AddrInUse(p.err, string(out)) {
+				p.launch(t)
+				return fmt.Errorf("%s found its address taken; started again", p.name)
+			}
+			return testenv.StopTrying(fmt.Errorf("%s exited: %v", p.name, p.err))
 		default:
 		}
 		resp, err := http.Get("http://" + p.admin + "/readyz")
@@ -356,6 +382,7 @@ func (lb *balancer) remove(name string) {
 // poster is one agent posting through the API.
 type poster struct {
 	base, key string
+	count     atomic.Int64 // messages posted so far
 }
 
 func newPoster(t *testing.T, base string) *poster {
@@ -407,6 +434,7 @@ func (p *poster) run(ctx context.Context, interval time.Duration) []int64 {
 		resp.Body.Close()
 		if id, perr := strconv.ParseInt(out.Message.ID, 10, 64); err == nil && perr == nil {
 			ids = append(ids, id)
+			p.count.Add(1)
 		}
 	}
 }
@@ -625,28 +653,4 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitFor retries f until it returns nil, or fails the test after d.
-func waitFor(t *testing.T, what string, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after %s: %v", what, d, err)
 }
