@@ -59,7 +59,10 @@ type Server struct {
 	warm     atomic.Bool
 	// pgResumes bounds concurrent resumes served from Postgres.
 	pgResumes chan struct{}
-	closeOnce sync.Once
+	// roomLast is the room's last id as its counter row last said (resume.go).
+	roomLast   atomic.Int64
+	beyondHead prometheus.Counter
+	closeOnce  sync.Once
 }
 
 // New connects to Postgres and Redis, subscribes to the room's channel and
@@ -79,6 +82,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log.With("component", "streamer", "pod", cfg.PodName), ips: ips, met: newMetrics(),
 		pgResumes: make(chan struct{}, 4)}
+	s.beyondHead = newBeyondHeadCounter(s.met.reg)
 	s.ws = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// The stream is public and read-only: any page may show it.
@@ -86,7 +90,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		// The hub writes frames itself; gorilla never needs a write buffer.
 		WriteBufferPool: &sync.Pool{},
 	}
-	s.st, err = store.Open(ctx, store.Options{URL: cfg.Common.DatabaseURL, Schema: cfg.Common.Schema, Migrate: cfg.Common.Migrate})
+	s.st, err = store.Open(ctx, store.Options{URL: cfg.Common.DatabaseURL, Schema: cfg.Common.Schema, Migrate: cfg.Common.Migrate,
+		ConnectTimeout: cfg.Common.DBConnectTimeout, StatementTimeout: cfg.Common.DBStatementTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +246,7 @@ func (s *Server) refreshStats(ctx context.Context, broadcast bool) error {
 		online = 0
 	}
 	s.hub.setStats(statsFrame(model.Stats{TotalAgents: c.TotalAgents, OnlineAgents: online, TotalMessages: c.TotalMessages}), broadcast)
+	s.noteRoomLast(c.LastMessageID)
 	if s.feed != nil {
 		s.feed.noteLast(c.LastMessageID)
 	}

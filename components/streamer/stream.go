@@ -107,6 +107,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("could not take over a stream connection", "err", err)
 		return
 	}
+	// The server's ReadTimeout set a deadline for reading the request; the
+	// stream outlives it by design (the hub sets its own write deadlines).
+	_ = nc.SetDeadline(time.Time{})
 	c.nc, c.fd = nc, rawFD(nc)
 	setSendBuffer(nc, s.cfg.SendBuffer)
 	head := sseHeaders
@@ -128,6 +131,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 // attach hands c to the hub with its backlog, reading from Postgres the part
 // of a resume that is older than the ring.
 func (s *Server) attach(ctx context.Context, c *conn, resume bool, since int64) {
+	if resume && !s.resumable(ctx, since) {
+		resume = false
+	}
 	var older []*frame
 	var olderTo int64
 	for try := 0; ; try++ {
@@ -213,6 +219,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.nc = wc.NetConn()
+	// As for SSE: the request's read deadline must not end the stream
+	// (readWS sets the reads' own deadline).
+	_ = c.nc.SetDeadline(time.Time{})
 	c.fd = rawFD(c.nc)
 	setSendBuffer(c.nc, s.cfg.SendBuffer)
 	s.attach(r.Context(), c, resume, since)
