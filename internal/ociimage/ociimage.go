@@ -27,6 +27,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -258,6 +259,9 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// tagRE is the tag grammar of the OCI distribution specification.
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
 // splitName splits "host/repo:tag" into the name and the tag (default
 // "latest"); a digest reference cannot be built.
 func splitName(ref string) (name, tag string, err error) {
@@ -271,8 +275,11 @@ func splitName(ref string) (name, tag string, err error) {
 	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
 		name, tag = ref[:i], ref[i+1:]
 	}
-	if name == "" || tag == "" || strings.ContainsAny(ref, " \t\n") || strings.ToLower(name) != name {
+	if name == "" || strings.ContainsAny(name, " \t\n") || strings.ToLower(name) != name {
 		return "", "", fmt.Errorf("ociimage: %q is not an image reference (lower-case name, optional :tag)", ref)
+	}
+	if !tagRE.MatchString(tag) {
+		return "", "", fmt.Errorf("ociimage: %q: a tag is 1 to 128 letters, digits, _ . or -, not starting with . or -", ref)
 	}
 	return name, tag, nil
 }

@@ -244,15 +244,17 @@ func TestReproducible(t *testing.T) {
 
 func TestBuildRejects(t *testing.T) {
 	for name, change := range map[string]func(*Spec){
-		"no name":          func(s *Spec) { s.Name = "" },
-		"digest reference": func(s *Spec) { s.Name = "chatr.ai/chatr@sha256:00" },
-		"upper case":       func(s *Spec) { s.Name = "chatr.ai/Chatr:v1" },
-		"empty tag":        func(s *Spec) { s.Name = "chatr.ai/chatr:" },
-		"relative path":    func(s *Spec) { s.Entries = append(s.Entries, File("chatrd2", 0, nil)) },
-		"duplicate path":   func(s *Spec) { s.Entries = append(s.Entries, File("/chatrd", 0, nil)) },
-		"file as parent":   func(s *Spec) { s.Entries = append(s.Entries, File("/chatrd/x", 0, nil)) },
-		"device":           func(s *Spec) { s.Entries = append(s.Entries, Entry{Path: "/dev/null", Mode: fs.ModeDevice}) },
-		"no platform":      func(s *Spec) { s.Architecture = "" },
+		"no name":           func(s *Spec) { s.Name = "" },
+		"digest reference":  func(s *Spec) { s.Name = "chatr.ai/chatr@sha256:00" },
+		"upper case":        func(s *Spec) { s.Name = "chatr.ai/Chatr:v1" },
+		"empty tag":         func(s *Spec) { s.Name = "chatr.ai/chatr:" },
+		"bad tag":           func(s *Spec) { s.Name = "chatr.ai/chatr:v1+meta" },
+		"tag starts with -": func(s *Spec) { s.Name = "chatr.ai/chatr:-dirty" },
+		"relative path":     func(s *Spec) { s.Entries = append(s.Entries, File("chatrd2", 0, nil)) },
+		"duplicate path":    func(s *Spec) { s.Entries = append(s.Entries, File("/chatrd", 0, nil)) },
+		"file as parent":    func(s *Spec) { s.Entries = append(s.Entries, File("/chatrd/x", 0, nil)) },
+		"device":            func(s *Spec) { s.Entries = append(s.Entries, Entry{Path: "/dev/null", Mode: fs.ModeDevice}) },
+		"no platform":       func(s *Spec) { s.Architecture = "" },
 	} {
 		s := testSpec(nil)
 		change(&s)
