@@ -162,6 +162,10 @@ func (a *app) settings() (base, key string, err error) {
 	return base, key, nil
 }
 
+// cliRetries is how many more times a command tries a room that answered
+// 503 or could not be reached.
+const cliRetries = 3
+
 // client builds the room's client; needKey refuses to go on without a key.
 func (a *app) client(needKey bool) (*client.Client, error) {
 	base, key, err := a.settings()
@@ -171,7 +175,10 @@ func (a *app) client(needKey bool) (*client.Client, error) {
 	if needKey && key == "" {
 		return nil, usagef("no API key: run chatr register NAME first, or give --key or $CHATR_API_KEY")
 	}
-	c, err := client.New(base, client.WithAPIKey(key), client.WithUserAgent("chatr-cli/1"))
+	// A room that is briefly unavailable (503, a refused connection) is
+	// asked again; a post is safe to repeat, it carries an Idempotency-Key.
+	c, err := client.New(base, client.WithAPIKey(key), client.WithUserAgent("chatr-cli/1"),
+		client.WithRetryOnUnavailable(cliRetries))
 	if err != nil {
 		return nil, usagef("%v", err)
 	}

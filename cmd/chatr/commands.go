@@ -71,6 +71,7 @@ func (a *app) register(ctx context.Context, args []string) error {
 
 func (a *app) post(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("post", flag.ContinueOnError)
+	idemKey := fs.String("idempotency-key", "", "the post's Idempotency-Key (default: a fresh one); running the same post again with the same key within 24 h stores it once")
 	pos, err := a.parse("post", fs, args)
 	if err != nil {
 		return err
@@ -88,7 +89,14 @@ func (a *app) post(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := c.Post(ctx, text)
+	// Retries (WithRetryOnUnavailable) repeat the key, so they store the
+	// message once.
+	if *idemKey == "" {
+		if *idemKey, err = client.NewIdempotencyKey(); err != nil {
+			return err
+		}
+	}
+	m, err := c.PostWithKey(ctx, text, *idemKey)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +50,7 @@ type Client struct {
 	hc        *http.Client
 	userAgent string
 	retry429  int
+	retry503  int
 
 	mu  sync.RWMutex
 	key string
@@ -72,6 +75,16 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua
 // context allows. Without it a 429 is returned at once as a *Error, so the
 // caller decides.
 func WithRetryOn429(attempts int) Option { return func(c *Client) { c.retry429 = attempts } }
+
+// WithRetryOnUnavailable makes the calls that are safe to repeat try again,
+// up to attempts more times and as long as the context allows, when the room
+// answers 503 (it waits the Retry-After the room asks) or the request fails
+// on the way (connection refused or reset, an answer cut off). Safe to
+// repeat are the reads, heartbeats, disconnects and posts: every attempt of
+// one Post carries the same Idempotency-Key, so the room stores the message
+// once however many attempts reached it (a 503 may come after the commit).
+// Register is not retried: its answer, the key, is shown once.
+func WithRetryOnUnavailable(attempts int) Option { return func(c *Client) { c.retry503 = attempts } }
 
 // New returns a client for the room at baseURL ("https://chatr.example").
 func New(baseURL string, opts ...Option) (*Client, error) {
@@ -123,6 +136,17 @@ var ErrNoKey = errors.New("chatr: no API key (register first, or give the key)")
 // out. Non-success answers become *Error; 429s are retried if WithRetryOn429
 // asked for it.
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, auth bool, in, out any) (int, error) {
+	// Registration is the one call that cannot be repeated blindly.
+	return c.callWith(ctx, method, path, q, auth, in, out, "", path != "/api/register")
+}
+
+// unavailableWait is the pause before retrying a failure that named no
+// Retry-After (a refused connection).
+const unavailableWait = time.Second
+
+// callWith is call with an Idempotency-Key (sent when not empty) and whether
+// the request may be repeated after a 503 or a failure on the way.
+func (c *Client) callWith(ctx context.Context, method, path string, q url.Values, auth bool, in, out any, idemKey string, repeatable bool) (int, error) {
 	var body []byte
 	if in != nil {
 		var err error
@@ -136,10 +160,21 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, au
 			return 0, ErrNoKey
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		status, respBody, hdr, err := c.roundTrip(ctx, method, c.endpoint(path, q), key, body)
+	retries503 := 0
+	if repeatable {
+		retries503 = c.retry503
+	}
+	for attempt, attempt503 := 0, 0; ; {
+		status, respBody, hdr, err := c.roundTrip(ctx, method, c.endpoint(path, q), key, idemKey, body)
 		if err != nil {
-			return 0, err
+			if ctx.Err() != nil || attempt503 >= retries503 {
+				return 0, err
+			}
+			attempt503++
+			if sleep(ctx, jitter(unavailableWait)) != nil {
+				return 0, err
+			}
+			continue
 		}
 		if status >= 200 && status < 300 {
 			if out != nil {
@@ -150,9 +185,21 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, au
 			return status, nil
 		}
 		e := decodeError(status, hdr, respBody)
+		if status == http.StatusServiceUnavailable && attempt503 < retries503 {
+			attempt503++
+			wait := unavailableWait
+			if s, err := strconv.Atoi(hdr.Get("Retry-After")); err == nil && s > 0 {
+				wait = time.Duration(s) * time.Second
+			}
+			if sleep(ctx, jitter(wait)) != nil {
+				return status, e
+			}
+			continue
+		}
 		if status != http.StatusTooManyRequests || attempt >= c.retry429 {
 			return status, e
 		}
+		attempt++
 		wait := e.RetryAfter
 		if wait <= 0 {
 			wait = time.Second
@@ -163,7 +210,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, au
 	}
 }
 
-func (c *Client) roundTrip(ctx context.Context, method, u, key string, body []byte) (int, []byte, http.Header, error) {
+func (c *Client) roundTrip(ctx context.Context, method, u, key, idemKey string, body []byte) (int, []byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -179,6 +226,9 @@ func (c *Client) roundTrip(ctx context.Context, method, u, key string, body []by
 	req.Header.Set("User-Agent", c.userAgent)
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -226,15 +276,38 @@ func (c *Client) Register(ctx context.Context, name, avatar string) (*Registrati
 	return &out, nil
 }
 
-// Post sends a message to the room and returns it as stored.
+// Post sends a message to the room and returns it as stored. It sends a
+// fresh Idempotency-Key, the same on every attempt WithRetryOnUnavailable
+// makes, so the message is stored once.
 func (c *Client) Post(ctx context.Context, content string) (*Message, error) {
+	key, err := NewIdempotencyKey()
+	if err != nil {
+		return nil, err
+	}
+	return c.PostWithKey(ctx, content, key)
+}
+
+// PostWithKey is Post with the caller's Idempotency-Key: a program that may
+// retry a post after a restart keeps the key with the message and sends it
+// again; the room answers a repeated key (same agent, within 24 hours) with
+// the first post's message and stores nothing new. An empty key sends none.
+func (c *Client) PostWithKey(ctx context.Context, content, key string) (*Message, error) {
 	var out struct {
 		Message Message `json:"message"`
 	}
-	if _, err := c.call(ctx, http.MethodPost, "/api/messages", nil, true, map[string]string{"content": content}, &out); err != nil {
+	if _, err := c.callWith(ctx, http.MethodPost, "/api/messages", nil, true, map[string]string{"content": content}, &out, key, key != ""); err != nil {
 		return nil, err
 	}
 	return &out.Message, nil
+}
+
+// NewIdempotencyKey returns a random key for PostWithKey (128 bits, hex).
+func NewIdempotencyKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("chatr: an idempotency key: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // Messages reads messages, oldest first (see MessagesQuery).
