@@ -271,13 +271,12 @@ func TestCLITail(t *testing.T) {
 	go func() { done <- run([]string{"tail", "--url", room.URL, "--max", "7"}, &out, &errOut) }()
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s:\nstdout: %s\nstderr: %s", what, out.String(), errOut.String())
+		testenv.Eventually(t, 20*time.Second, what, func() error {
+			if cond() {
+				return nil
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return fmt.Errorf("not yet:\nstdout: %s\nstderr: %s", out.String(), errOut.String())
+		})
 	}
 	waitFor("the history", func() bool { return strings.Count(out.String(), "\n") == 2 })
 	post("m3")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,14 +45,48 @@ type devProcess struct {
 }
 
 // startDev runs `chatrd dev` on a free port and a fresh schema and waits
-// for /readyz.
+// for /readyz. Should the port be taken after testenv.FreeAddr chose it,
+// it starts again on another.
 func startDev(t *testing.T, env ...string) *devProcess {
 	t.Helper()
-	addr := freePort(t)
+	schema := testenv.Schema(t)
+	for try := 1; ; try++ {
+		p := launchDev(t, schema, env)
+		err := testenv.Poll(context.Background(), 60*time.Second, func() error {
+			select {
+			case <-p.exited:
+				return testenv.StopTrying(fmt.Errorf("chatrd dev exited before it was ready (%v)", p.state))
+			default:
+			}
+			resp, err := http.Get(p.base + "/readyz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("/readyz: %s", resp.Status)
+			}
+			return nil
+		})
+		if err == nil {
+			return p
+		}
+		if try < 3 && testenv.AddrInUse(nil, p.out.String()) {
+			continue
+		}
+		t.Fatalf("chatrd dev not ready: %v\n%s", err, p.out.String())
+	}
+}
+
+// launchDev starts `chatrd dev` on a new address; it is killed when the
+// test ends.
+func launchDev(t *testing.T, schema string, env []string) *devProcess {
+	t.Helper()
+	addr := testenv.FreeAddr(t)
 	cmd := exec.Command(chatrdBinary(t), "dev")
 	cmd.Env = append(os.Environ(),
 		"CHATR_LISTEN="+addr,
-		"CHATR_DB_SCHEMA="+testenv.Schema(t),
+		"CHATR_DB_SCHEMA="+schema,
 		"CHATR_DATABASE_URL="+testenv.DatabaseURL(),
 		"CHATR_REDIS_URL="+testenv.RedisURL(),
 		"CHATR_LOG_FORMAT=text",
@@ -79,25 +114,7 @@ func startDev(t *testing.T, env ...string) *devProcess {
 			t.Logf("chatrd dev output:\n%s", p.out.String())
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("chatrd dev exited before it was ready (%v):\n%s", p.state, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chatrd dev not ready after 60s: %v\n%s", err, p.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return p
 }
 
 // interrupt sends SIGINT, as Ctrl-C does, and returns how long the process
@@ -311,15 +328,21 @@ func TestDevSecondInterrupt(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(p.out.String(), "msg=draining") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no drain after SIGINT:\n%s", p.out.String())
+	testenv.Eventually(t, 10*time.Second, "the drain after SIGINT", func() bool { return strings.Contains(p.out.String(), "msg=draining") })
+	// The drain has begun. The second handler goes up just after, and a
+	// SIGINT before it is ignored (the stop already runs), so Ctrl-C is
+	// pressed again until the process exits, as an impatient user does.
+	second := time.Now()
+	testenv.Eventually(t, 3*time.Second, "chatrd dev to exit on a second SIGINT", func() bool {
+		select {
+		case <-p.exited:
+			return true
+		default:
+			_ = p.cmd.Process.Signal(syscall.SIGINT)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // the drain has begun; the second handler is up
-	took := p.interrupt(t, 3*time.Second)
+	})
+	took := time.Since(second)
 	if code := p.state.ExitCode(); code != 130 {
 		t.Errorf("exit code %d after a second SIGINT, want 130", code)
 	}
@@ -344,16 +367,6 @@ func TestBaseURL(t *testing.T) {
 			t.Errorf("baseURL(%v) = %s, want %s", c.addr, got, c.want)
 		}
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // syncBuffer collects a process's output for the test.

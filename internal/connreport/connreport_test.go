@@ -2,6 +2,7 @@ package connreport
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -66,7 +67,9 @@ func TestReadSkipsExpiredAndMalformed(t *testing.T) {
 	rdb.Set(ctx, Key(schema, "text"), "many", TTL)
 	rdb.Set(ctx, Key(schema, "negative"), "-5", TTL)
 	rdb.Set(ctx, Key(schema, "ok"), "42", TTL)
-	time.Sleep(150 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, "the short-lived count to expire", func() bool {
+		return rdb.Exists(ctx, Key(schema, "short")).Val() == 0
+	})
 	got, err := Read(ctx, rdb, schema, []string{"short", "text", "negative", "ok"})
 	if err != nil {
 		t.Fatal(err)
@@ -104,14 +107,12 @@ func TestRunReportsUntilStoppedThenClears(t *testing.T) {
 	}()
 	waitFor := func(want int64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if got, _ := Read(context.Background(), rdb, schema, []string{"p"}); got["p"] == want && len(got) == 1 {
-				return
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("the count to become %d", want), func() error {
+			if got, _ := Read(context.Background(), rdb, schema, []string{"p"}); got["p"] != want || len(got) != 1 {
+				return fmt.Errorf("Read = %v", got)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("count never became %d", want)
+			return nil
+		})
 	}
 	waitFor(3)
 	n.Store(4100)

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // comp is a component whose readiness and drain the test controls.
@@ -115,12 +118,7 @@ func TestRunLifecycle(t *testing.T) {
 func TestAdminListenSeparates(t *testing.T) {
 	c := newComp()
 	c.setReady(nil)
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := adminLn.Addr().String()
-	adminLn.Close()
+	adminAddr := testenv.FreeAddr(t) // Run listens on it itself
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	addrc := make(chan net.Addr, 1)
@@ -131,20 +129,16 @@ func TestAdminListenSeparates(t *testing.T) {
 	if code, _ := get(t, base+"/metrics"); code != 404 {
 		t.Fatalf("public /metrics: %d, want 404", code)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, "the admin address serving", func() error {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("admin readyz: %d", resp.StatusCode)
-			}
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return testenv.StopTrying(fmt.Errorf("admin readyz: %d", resp.StatusCode))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	close(c.release)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/fakemoltbook"
+	"github.com/chatr-ai/chatr/internal/testenv"
 	"github.com/chatr-ai/chatr/pkg/client"
 	"github.com/chatr-ai/chatr/test/openapi/liveroom"
 )
@@ -172,20 +173,16 @@ func TestLiveKeepOnline(t *testing.T) {
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.KeepOnline(kctx, 100*time.Millisecond) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 20*time.Second, "KeepOnline to bring the agent online", func() error {
 		l, err := c.Agents(ctx)
 		if err != nil {
-			t.Fatal(err)
+			return testenv.StopTrying(err)
 		}
-		if len(l.Agents) == 1 && l.Agents[0].Name == "keeper" {
-			break
+		if len(l.Agents) != 1 || l.Agents[0].Name != "keeper" {
+			return fmt.Errorf("online: %+v", l.Agents)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("KeepOnline did not bring the agent online")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	select {
 	case err := <-done:

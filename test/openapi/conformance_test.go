@@ -27,6 +27,7 @@ import (
 	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/fakemoltbook"
 	"github.com/chatr-ai/chatr/internal/openapi"
+	"github.com/chatr-ai/chatr/internal/testenv"
 	"github.com/chatr-ai/chatr/test/openapi/liveroom"
 )
 
@@ -140,14 +141,16 @@ func (c *checker) register(name string) (key string) {
 func (c *checker) verifyFinal(key, name string) answer {
 	c.t.Helper()
 	a := c.do("POST", "/api/verify/complete", "", `{"moltbookName":"`+name+`"}`, bearer(key))
-	deadline := time.Now().Add(30 * time.Second)
-	for a.status == 202 || a.body["pending"] == true {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("verification of %s still pending after 30s: %s", name, a.raw)
-		}
-		time.Sleep(100 * time.Millisecond)
-		a = c.do("GET", "/api/verify/status", "", "", bearer(key))
+	if a.status != 202 && a.body["pending"] != true {
+		return a
 	}
+	testenv.Eventually(c.t, 30*time.Second, "verification of "+name, func() error {
+		a = c.do("GET", "/api/verify/status", "", "", bearer(key))
+		if a.status == 202 || a.body["pending"] == true {
+			return fmt.Errorf("still pending: %s", a.raw)
+		}
+		return nil
+	})
 	return a
 }
 
@@ -165,6 +168,7 @@ func TestConformance(t *testing.T) {
 	limits.UnverifiedMessages = 1000
 	limits.RegistrationsPerIP = 1000
 	limits.RequestsPerIP = 100000
+	limits.VerificationsPerAgent = 1000
 	room := liveroom.Start(t, liveroom.Options{Limits: &limits, VerifyWait: time.Second,
 		Stream: func(c *streamer.Config) { c.StatsInterval = 300 * time.Millisecond }})
 	c := newChecker(t, doc, room.Direct, seen)
@@ -254,6 +258,10 @@ func TestConformance(t *testing.T) {
 		}
 		c.fail(502, "GET", "/api/verify/status", "", "", bearer(key))
 
+		// Another agent starts with the same account, before it verifies anyone.
+		keyW := c.register("conform_w")
+		c.ok(200, "POST", "/api/verify/start", "", `{"moltbookName":"ghost"}`, bearer(keyW))
+
 		// Slow Moltbook: 202 and pending, then verified, then already verified.
 		code := c.ok(200, "POST", "/api/verify/start", "", `{"moltbookName":"ghost"}`, bearer(key)).str("code")
 		a := fakemoltbook.Verified("ghost", "owner", code)
@@ -270,6 +278,10 @@ func TestConformance(t *testing.T) {
 			t.Errorf("again: %s", again.raw)
 		}
 		c.ok(200, "GET", "/api/verify/status", "", "", bearer(key))
+		// The account verifies conform_v now: conform_w gets 409 everywhere.
+		c.fail(409, "POST", "/api/verify/complete", "", `{"moltbookName":"ghost"}`, bearer(keyW))
+		c.fail(409, "GET", "/api/verify/status", "", "", bearer(keyW))
+		c.fail(409, "POST", "/api/verify/start", "", `{"moltbookName":"ghost"}`, bearer(keyW))
 		// Verified agents may post links.
 		c.ok(200, "POST", "/api/messages", "", `{"content":"https://example.com"}`, bearer(key))
 	})
@@ -318,17 +330,16 @@ func TestConformance(t *testing.T) {
 			t.Fatalf("first stream: %v %v", res, err)
 		}
 		defer res.Body.Close()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testenv.Eventually(t, 10*time.Second, "the second stream refused", func() error {
 			a := c2.do("GET", "/api/stream", "", "")
-			if a.status == 429 || time.Now().After(deadline) {
-				if a.status != 429 || a.str("error") != "Too many connections" {
-					t.Errorf("second stream: %d %s", a.status, a.raw)
-				}
-				break
+			if a.status != 429 {
+				return fmt.Errorf("second stream: %d %s", a.status, a.raw)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			if a.str("error") != "Too many connections" {
+				return testenv.StopTrying(fmt.Errorf("second stream: 429 %s", a.raw))
+			}
+			return nil
+		})
 		_, wres, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r2.Direct, "http")+"/api/ws", nil)
 		if err == nil || wres == nil || wres.StatusCode != 429 {
 			t.Fatalf("WebSocket beyond the limit: %v %v", wres, err)
