@@ -146,18 +146,18 @@ func (f *fleet) newAutoscaler(c client.Client) *StreamerAutoscaler {
 // ChatRoom reconciler (as the controller's short requeue would).
 func (f *fleet) evaluate() evaluation {
 	f.t.Helper()
-	for range 50 {
-		ev, err := f.a.evaluate(context.Background(), client.ObjectKeyFromObject(f.room))
-		if err != nil {
-			f.t.Fatalf("evaluation at %s: %v", f.clock.Now().Format(time.TimeOnly), err)
+	var ev evaluation
+	testenv.Eventually(f.t, 20*time.Second, "an evaluation without a status conflict", func() error {
+		var err error
+		if ev, err = f.a.evaluate(context.Background(), client.ObjectKeyFromObject(f.room)); err != nil {
+			return testenv.StopTrying(fmt.Errorf("evaluation at %s: %v", f.clock.Now().Format(time.TimeOnly), err))
 		}
-		if !ev.conflict {
-			return ev
+		if ev.conflict {
+			return errors.New("the status write lost a race with the ChatRoom reconciler")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	f.t.Fatal("status conflicts on 50 evaluations in a row")
-	return evaluation{}
+		return nil
+	})
+	return ev
 }
 
 // replicas returns the streamer Deployment's spec.replicas.
@@ -780,9 +780,9 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 		}
 		return nil
 	}
-	eventually(t, "the autoscaler reads the counts", wantActive)
+	testenv.Eventually(t, 20*time.Second, "the autoscaler reads the counts", wantActive)
 	f.spread(600)
-	eventually(t, "the surge scales the fleet up", func() error {
+	testenv.Eventually(t, 20*time.Second, "the surge scales the fleet up", func() error {
 		if n := f.replicas(); n != 6 {
 			return fmt.Errorf("replicas %d", n)
 		}
@@ -792,7 +792,7 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 	// spare carry, so the size holds from now on.
 	f.syncPods()
 	f.spread(500)
-	eventually(t, "a ScaledUp event in the API", func() error {
+	testenv.Eventually(t, 20*time.Second, "a ScaledUp event in the API", func() error {
 		evs := roomEvents(t, f.room)[eventScaledUp]
 		if len(evs) == 0 {
 			return errors.New("none")
@@ -804,7 +804,7 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 	})
 	// The ChatRoom reconciler shows the new size and leaves it alone, even
 	// when a spec change makes it patch the streamer Deployment.
-	eventually(t, "status.streamers follows", func() error {
+	testenv.Eventually(t, 20*time.Second, "status.streamers follows", func() error {
 		if s := f.current().Status.Streamers; !strings.HasSuffix(s, "/6") {
 			return fmt.Errorf("streamers %q", s)
 		}
@@ -814,14 +814,14 @@ func TestAutoscalerRunsInTheManager(t *testing.T) {
 	must(get(st))
 	hash := st.Spec.Template.Annotations[annotationConfigHash]
 	updateRoom(t, f.room, func(r *chatrv1.ChatRoom) { r.Spec.Limits.StreamsPerIP = 7 })
-	eventually(t, "the streamer Deployment rolls for the spec change", func() error {
+	testenv.Eventually(t, 20*time.Second, "the streamer Deployment rolls for the spec change", func() error {
 		must(get(st))
 		if st.Spec.Template.Annotations[annotationConfigHash] == hash {
 			return errors.New("not yet")
 		}
 		return nil
 	})
-	consistently(t, "the replicas stay the autoscaler's", 2*time.Second, func() error {
+	testenv.Consistently(t, 2*time.Second, "the replicas stay the autoscaler's", func() error {
 		if n := f.replicas(); n != 6 {
 			return fmt.Errorf("replicas %d, want 6", n)
 		}

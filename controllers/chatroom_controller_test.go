@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // childObjects returns an empty object, by kind and name, for every child a
@@ -55,7 +56,7 @@ func condition(room *chatrv1.ChatRoom, t string) *metav1.Condition {
 // wantCondition waits until the room's condition t has status s and reason.
 func wantCondition(t *testing.T, room *chatrv1.ChatRoom, typ string, s metav1.ConditionStatus, reason string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("condition %s=%s (%s)", typ, s, reason), func() error {
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("condition %s=%s (%s)", typ, s, reason), func() error {
 		r := &chatrv1.ChatRoom{ObjectMeta: room.ObjectMeta}
 		if err := get(r); err != nil {
 			return err
@@ -84,14 +85,14 @@ func createRoom(t *testing.T, room *chatrv1.ChatRoom) {
 		if _, ok := obj.(*networkingv1.Ingress); ok && room.Spec.Ingress == nil {
 			continue
 		}
-		eventually(t, kindOf(obj)+" "+obj.GetName()+" created", func() error { return get(obj) })
+		testenv.Eventually(t, 20*time.Second, kindOf(obj)+" "+obj.GetName()+" created", func() error { return get(obj) })
 	}
 }
 
 // updateRoom applies change to the latest room and writes it back.
 func updateRoom(t *testing.T, room *chatrv1.ChatRoom, change func(*chatrv1.ChatRoom)) {
 	t.Helper()
-	eventually(t, "updating room", func() error {
+	testenv.Eventually(t, 20*time.Second, "updating room", func() error {
 		if err := get(room); err != nil {
 			return err
 		}
@@ -117,7 +118,7 @@ func TestCreateBuildsEveryChildOwnedByTheRoom(t *testing.T) {
 	// that blocks the room's foreground deletion: that is what makes the
 	// garbage collector delete them with the room (envtest runs no GC).
 	for _, obj := range childObjects(room) {
-		eventually(t, kindOf(obj)+" "+obj.GetName(), func() error { return get(obj) })
+		testenv.Eventually(t, 20*time.Second, kindOf(obj)+" "+obj.GetName(), func() error { return get(obj) })
 		refs := obj.GetOwnerReferences()
 		if len(refs) != 1 {
 			t.Fatalf("%s %s: owner references %v, want one", kindOf(obj), obj.GetName(), refs)
@@ -198,7 +199,7 @@ func TestCreateBuildsEveryChildOwnedByTheRoom(t *testing.T) {
 		return out
 	}
 	before := versions()
-	consistently(t, "children left alone", 1500*time.Millisecond, func() error {
+	testenv.Consistently(t, 1500*time.Millisecond, "children left alone", func() error {
 		if now := versions(); fmt.Sprint(now) != fmt.Sprint(before) {
 			return fmt.Errorf("children rewritten: %v -> %v", before, now)
 		}
@@ -242,7 +243,7 @@ func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
 		r.Spec.Ingress.Annotations = map[string]string{"x.example.com/two": "2"}
 	})
 
-	eventually(t, "config map holds the new limit", func() error {
+	testenv.Eventually(t, 20*time.Second, "config map holds the new limit", func() error {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ConfigMapName()}}
 		if err := get(cm); err != nil {
 			return err
@@ -252,7 +253,7 @@ func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "api rolls with 4 replicas", func() error {
+	testenv.Eventually(t, 20*time.Second, "api rolls with 4 replicas", func() error {
 		d := deployment(room, chatrv1.ComponentAPI)
 		if err := get(d); err != nil {
 			return err
@@ -262,7 +263,7 @@ func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "ingress moves to the new host and annotations", func() error {
+	testenv.Eventually(t, 20*time.Second, "ingress moves to the new host and annotations", func() error {
 		in := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.IngressName()}}
 		if err := get(in); err != nil {
 			return err
@@ -276,7 +277,7 @@ func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
 	})
 	// A limit the streamer and verifier do not read rolls neither of them,
 	// and the streamer keeps the autoscaler's 7 replicas.
-	consistently(t, "streamer and verifier untouched", 2*time.Second, func() error {
+	testenv.Consistently(t, 2*time.Second, "streamer and verifier untouched", func() error {
 		for _, c := range []chatrv1.Component{chatrv1.ComponentStreamer, chatrv1.ComponentVerifier} {
 			if h := templateHash(c); h != before[c] {
 				return fmt.Errorf("%s config hash moved from %s to %s", c, before[c], h)
@@ -292,7 +293,7 @@ func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
 
 	// Removing the ingress from the spec removes the Ingress.
 	updateRoom(t, room, func(r *chatrv1.ChatRoom) { r.Spec.Ingress = nil })
-	eventually(t, "ingress deleted", func() error {
+	testenv.Eventually(t, 20*time.Second, "ingress deleted", func() error {
 		err := get(&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.IngressName()}})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -315,12 +316,12 @@ func TestDeletedChildIsRecreated(t *testing.T) {
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ConfigMapName()}},
 		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ComponentName(chatrv1.ComponentVerifier)}},
 	} {
-		eventually(t, "child exists", func() error { return get(obj) })
+		testenv.Eventually(t, 20*time.Second, "child exists", func() error { return get(obj) })
 		oldUID := obj.GetUID()
 		if err := k8s.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 			t.Fatalf("deleting %s: %v", obj.GetName(), err)
 		}
-		eventually(t, kindOf(obj)+" recreated", func() error {
+		testenv.Eventually(t, 20*time.Second, kindOf(obj)+" recreated", func() error {
 			if err := get(obj); err != nil {
 				return err
 			}
@@ -357,7 +358,7 @@ func TestDriftIsPatchedBack(t *testing.T) {
 	cm.Data[envStreamsPerIP] = "100000"
 	must(k8s.Update(ctx, cm))
 
-	eventually(t, "api deployment patched back", func() error {
+	testenv.Eventually(t, 20*time.Second, "api deployment patched back", func() error {
 		must(get(api))
 		c := api.Spec.Template.Spec.Containers[0]
 		if c.Image != room.Spec.Image || !*c.SecurityContext.ReadOnlyRootFilesystem || *api.Spec.Replicas != 2 {
@@ -365,14 +366,14 @@ func TestDriftIsPatchedBack(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "network policy patched back", func() error {
+	testenv.Eventually(t, 20*time.Second, "network policy patched back", func() error {
 		must(get(np))
 		if len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != networkingv1.PolicyTypeIngress {
 			return fmt.Errorf("policy types %v", np.Spec.PolicyTypes)
 		}
 		return nil
 	})
-	eventually(t, "config map patched back", func() error {
+	testenv.Eventually(t, 20*time.Second, "config map patched back", func() error {
 		must(get(cm))
 		if cm.Data[envStreamsPerIP] != "10" {
 			return fmt.Errorf("%s = %s", envStreamsPerIP, cm.Data[envStreamsPerIP])
@@ -388,7 +389,7 @@ func TestDriftIsPatchedBack(t *testing.T) {
 	must(k8s.Update(ctx, svc))
 	// Nudge the room (a spec change) since the Service left the cache.
 	updateRoom(t, room, func(r *chatrv1.ChatRoom) { r.Spec.Logging.Level = "debug" })
-	eventually(t, "service labels restored", func() error {
+	testenv.Eventually(t, 20*time.Second, "service labels restored", func() error {
 		must(get(svc))
 		if svc.Labels[chatrv1.LabelManagedBy] != chatrv1.ManagerName {
 			return fmt.Errorf("labels %v", svc.Labels)
@@ -412,7 +413,7 @@ func TestSecretChangeRollsThePodsThatReadIt(t *testing.T) {
 	if msg := condition(room, chatrv1.ConditionDegraded).Message; !strings.Contains(msg, `Secret "molt" not found`) {
 		t.Errorf("degraded message %q does not name the Secret", msg)
 	}
-	eventually(t, "warning event", func() error {
+	testenv.Eventually(t, 20*time.Second, "warning event", func() error {
 		if len(roomEvents(t, room)[chatrv1.ReasonSecretNotFound]) == 0 {
 			return fmt.Errorf("no SecretNotFound event")
 		}
@@ -428,7 +429,7 @@ func TestSecretChangeRollsThePodsThatReadIt(t *testing.T) {
 	molt := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "molt", Namespace: ns}, StringData: map[string]string{"apiKey": "k1"}}
 	must(k8s.Create(ctx, molt))
 	for _, c := range chatrv1.Components {
-		eventually(t, "deployment "+string(c)+" created once the Secret exists", func() error { return get(deployment(room, c)) })
+		testenv.Eventually(t, 20*time.Second, "deployment "+string(c)+" created once the Secret exists", func() error { return get(deployment(room, c)) })
 	}
 	wantCondition(t, room, chatrv1.ConditionDegraded, metav1.ConditionFalse, chatrv1.ReasonAsExpected)
 
@@ -447,7 +448,7 @@ func TestSecretChangeRollsThePodsThatReadIt(t *testing.T) {
 	must(get(molt))
 	molt.Data["apiKey"] = []byte("k2")
 	must(k8s.Update(ctx, molt))
-	eventually(t, "verifier rolls on the Moltbook key", func() error {
+	testenv.Eventually(t, 20*time.Second, "verifier rolls on the Moltbook key", func() error {
 		if h := secretsHash(); h[chatrv1.ComponentVerifier] == h0[chatrv1.ComponentVerifier] {
 			return fmt.Errorf("verifier secrets hash unchanged")
 		}
@@ -463,7 +464,7 @@ func TestSecretChangeRollsThePodsThatReadIt(t *testing.T) {
 	must(get(pg))
 	pg.Data["url"] = []byte("postgres://u:new@pg:5432/chatr")
 	must(k8s.Update(ctx, pg))
-	eventually(t, "every component rolls on the Postgres URL", func() error {
+	testenv.Eventually(t, 20*time.Second, "every component rolls on the Postgres URL", func() error {
 		h := secretsHash()
 		for _, c := range chatrv1.Components {
 			if h[c] == h1[c] {
@@ -493,7 +494,7 @@ func TestSecretChangeRollsThePodsThatReadIt(t *testing.T) {
 	must(get(pg))
 	pg.Data["unrelated"] = []byte("x")
 	must(k8s.Update(ctx, pg))
-	consistently(t, "unrelated key rolls nothing", time.Second, func() error {
+	testenv.Consistently(t, time.Second, "unrelated key rolls nothing", func() error {
 		if h := secretsHash(); fmt.Sprint(h) != fmt.Sprint(h2) {
 			return fmt.Errorf("hashes moved: %v -> %v", h2, h)
 		}
@@ -505,7 +506,7 @@ func TestSecretChangeRollsThePodsThatReadIt(t *testing.T) {
 // controller would (envtest runs none).
 func setDeploymentStatus(t *testing.T, d *appsv1.Deployment, s appsv1.DeploymentStatus) {
 	t.Helper()
-	eventually(t, "writing deployment status", func() error {
+	testenv.Eventually(t, 20*time.Second, "writing deployment status", func() error {
 		if err := get(d); err != nil {
 			return err
 		}
@@ -535,7 +536,7 @@ func TestConditionsFollowDeploymentStatus(t *testing.T) {
 	wantCondition(t, room, chatrv1.ConditionProgressing, metav1.ConditionFalse, chatrv1.ReasonRolledOut)
 	wantCondition(t, room, chatrv1.ConditionDegraded, metav1.ConditionFalse, chatrv1.ReasonAsExpected)
 	wantCondition(t, room, chatrv1.ConditionStreamerAvailable, metav1.ConditionTrue, chatrv1.ReasonMinimumReplicasAvailable)
-	eventually(t, "ready/desired streamers", func() error {
+	testenv.Eventually(t, 20*time.Second, "ready/desired streamers", func() error {
 		must(get(room))
 		if room.Status.Streamers != "2/2" || room.Status.API.AvailableReplicas != 2 {
 			return fmt.Errorf("streamers %q, api %+v", room.Status.Streamers, room.Status.API)
@@ -545,7 +546,7 @@ func TestConditionsFollowDeploymentStatus(t *testing.T) {
 
 	// The streamer autoscaler writes its part of the status; the ChatRoom
 	// reconciler's later status writes must keep it.
-	eventually(t, "autoscaler status written", func() error {
+	testenv.Eventually(t, 20*time.Second, "autoscaler status written", func() error {
 		must(get(room))
 		room.Status.Connections = ptr(int64(1234))
 		room.Status.DesiredStreamers = ptr(int32(3))
@@ -601,7 +602,7 @@ func TestConditionsFollowDeploymentStatus(t *testing.T) {
 	must(get(api))
 	api.Labels["example.com/note"] = "hello"
 	must(k8s.Update(context.Background(), api))
-	consistently(t, "status unchanged", time.Second, func() error {
+	testenv.Consistently(t, time.Second, "status unchanged", func() error {
 		must(get(room))
 		if room.ResourceVersion != rv {
 			return fmt.Errorf("room rewritten: resourceVersion %s -> %s:\n before %+v\n after  %+v", rv, room.ResourceVersion, beforeStatus, room.Status)
@@ -649,7 +650,7 @@ func TestTwoRoomsInOneNamespaceDoNotCollide(t *testing.T) {
 	}
 	schemas := map[string]string{}
 	for _, r := range []*chatrv1.ChatRoom{alpha, beta, alphaAPI} {
-		eventually(t, "schema in status", func() error {
+		testenv.Eventually(t, 20*time.Second, "schema in status", func() error {
 			must(get(r))
 			if r.Status.PostgresSchema == "" {
 				return fmt.Errorf("no schema yet")
@@ -667,7 +668,7 @@ func TestTwoRoomsInOneNamespaceDoNotCollide(t *testing.T) {
 	must(get(b))
 	gen := b.Generation
 	updateRoom(t, alpha, func(r *chatrv1.ChatRoom) { r.Spec.Image = "ghcr.io/chatr-ai/chatr:v2" })
-	eventually(t, "alpha rolls", func() error {
+	testenv.Eventually(t, 20*time.Second, "alpha rolls", func() error {
 		a := deployment(alpha, chatrv1.ComponentAPI)
 		must(get(a))
 		if a.Spec.Template.Spec.Containers[0].Image != "ghcr.io/chatr-ai/chatr:v2" {
@@ -695,7 +696,7 @@ func TestTwoRoomsInOneNamespaceDoNotCollide(t *testing.T) {
 	shared.Data["url"] = []byte("postgres://other")
 	must(k8s.Update(ctx, shared))
 	for _, r := range []*chatrv1.ChatRoom{beta, alphaAPI} {
-		eventually(t, r.Name+" rolls on the shared Secret", func() error {
+		testenv.Eventually(t, 20*time.Second, r.Name+" rolls on the shared Secret", func() error {
 			if hash(r) == h[r.Name] {
 				return fmt.Errorf("secrets hash unchanged")
 			}
@@ -745,14 +746,14 @@ func TestRefusesToAdoptObjectsItDoesNotOwn(t *testing.T) {
 	if strings.Contains(msg, "Ingress") {
 		t.Errorf("an unwanted Ingress is reported: %q", msg)
 	}
-	eventually(t, "warning event", func() error {
+	testenv.Eventually(t, 20*time.Second, "warning event", func() error {
 		ev := roomEvents(t, room)[chatrv1.ReasonNotOwned]
 		if len(ev) == 0 || ev[0].Type != corev1.EventTypeWarning {
 			return fmt.Errorf("no ResourceNotOwned warning: %v", ev)
 		}
 		return nil
 	})
-	consistently(t, "the foreign objects stay as they were", time.Second, func() error {
+	testenv.Consistently(t, time.Second, "the foreign objects stay as they were", func() error {
 		must(get(theirs))
 		must(get(labelled))
 		if len(theirs.OwnerReferences) != 0 || theirs.Spec.Ports[0].Name != "web" || len(labelled.OwnerReferences) != 0 || labelled.Data["mine"] != "yes" {
@@ -764,7 +765,7 @@ func TestRefusesToAdoptObjectsItDoesNotOwn(t *testing.T) {
 	// Once the conflict is gone, the room completes.
 	must(k8s.Delete(ctx, theirs))
 	must(k8s.Delete(ctx, labelled))
-	eventually(t, "service created after the conflict is gone", func() error {
+	testenv.Eventually(t, 20*time.Second, "service created after the conflict is gone", func() error {
 		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamma-api"}}
 		if err := get(s); err != nil {
 			return err

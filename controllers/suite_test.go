@@ -130,32 +130,6 @@ func newNamespace(t *testing.T) string {
 	return name
 }
 
-// eventually retries f until it returns nil, or fails the test with f's last error.
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after 20s: %v", what, err)
-}
-
-// consistently checks that f keeps returning nil for d.
-func consistently(t *testing.T, what string, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := f(); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // createSecrets creates the Postgres and Redis Secrets a room reads.
 func createSecrets(t *testing.T, ns, prefix string) {
 	t.Helper()

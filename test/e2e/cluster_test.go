@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // repoRoot is the repository, from this package's folder.
@@ -156,27 +156,36 @@ func (p *process) alive() bool {
 // and waits for its /readyz (caches synced).
 func startOperator(t *testing.T, c *cluster, bin, logDir string) *process {
 	t.Helper()
-	probe := freeAddr(t)
-	p := startProcess(t, "chatr-operator", filepath.Join(logDir, "operator.log"), bin,
-		"--kubeconfig", c.kubeconfig,
-		"--metrics-bind-address", "0",
-		"--health-probe-bind-address", probe,
-		"--log-format", "text")
-	eventually(t, 30*time.Second, "the operator's /readyz", func() error {
-		if !p.alive() {
-			return stopTrying(fmt.Errorf("the operator exited: %v\n%s", p.err, tail(p.log, 30)))
+	for try := 1; ; try++ {
+		probe := testenv.FreeAddr(t)
+		p := startProcess(t, "chatr-operator", filepath.Join(logDir, "operator.log"), bin,
+			"--kubeconfig", c.kubeconfig,
+			"--metrics-bind-address", "0",
+			"--health-probe-bind-address", probe,
+			"--log-format", "text")
+		err := testenv.Poll(context.Background(), 30*time.Second, func() error {
+			if !p.alive() {
+				return testenv.StopTrying(fmt.Errorf("the operator exited: %v\n%s", p.err, tail(p.log, 30)))
+			}
+			resp, err := http.Get("http://" + probe + "/readyz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+		if err == nil {
+			return p
 		}
-		resp, err := http.Get("http://" + probe + "/readyz")
-		if err != nil {
-			return err
+		// Its probe address was taken after FreeAddr chose it: again, elsewhere.
+		if try < 3 && !p.alive() && testenv.AddrInUse(p.err, tail(p.log, 30)) {
+			continue
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return p
+		t.Fatalf("the operator's /readyz: %v", err)
+	}
 }
 
 // sample is the room of config/samples and its Secrets, as decoded from the
@@ -240,54 +249,6 @@ func loadSample(t *testing.T) sample {
 		t.Fatal("config/samples holds no ChatRoom")
 	}
 	return s
-}
-
-// freeAddr returns a free 127.0.0.1 address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// errStop wraps an error that waiting longer cannot fix.
-type errStop struct{ error }
-
-func stopTrying(err error) error { return errStop{err} }
-
-// eventually retries f every 100 ms until it returns nil, fails at once on
-// stopTrying, and fails the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	if err := waitFor(context.Background(), timeout, f); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// waitFor is eventually without a test: it returns the last error.
-func waitFor(ctx context.Context, timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		var stop errStop
-		if errors.As(err, &stop) {
-			return stop.error
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not after %s: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // tail returns the last n lines of a file.

@@ -191,7 +191,7 @@ func (e *run) setUp() {
 			t.Fatalf("waiting for %d ready pods of %s: %v\n%s", d.n, d.name, err, e.podLogs())
 		}
 	}
-	eventually(t, 30*time.Second, "the room Available", func() error {
+	testenv.Eventually(t, 30*time.Second, "the room Available", func() error {
 		cr, err := e.getRoom()
 		if err != nil {
 			return err
@@ -220,7 +220,7 @@ func (e *run) setUp() {
 	}
 	t.Cleanup(func() { _ = in.Close() })
 	e.base = in.URL()
-	eventually(t, 20*time.Second, "GET /api/openapi.json through the ingress", func() error {
+	testenv.Eventually(t, 20*time.Second, "GET /api/openapi.json through the ingress", func() error {
 		resp, err := http.Get(e.base + "/api/openapi.json")
 		if err != nil {
 			return err
@@ -390,7 +390,7 @@ func (e *run) spectatorsStep(t *testing.T) {
 	for i := range numSpectators {
 		e.spectators = append(e.spectators, startSpectator(e.ctx, e.base, fmt.Sprintf("spectator-%d", i)))
 	}
-	eventually(t, 20*time.Second, "every spectator connected", func() error {
+	testenv.Eventually(t, 20*time.Second, "every spectator connected", func() error {
 		for _, s := range e.spectators {
 			if s.wire.pod() == "" {
 				return fmt.Errorf("%s not connected (%s)", s.name, s.wire.lastErr)
@@ -399,7 +399,7 @@ func (e *run) spectatorsStep(t *testing.T) {
 		return nil
 	})
 	e.startPosting()
-	eventually(t, 20*time.Second, "every spectator receiving", func() error {
+	testenv.Eventually(t, 20*time.Second, "every spectator receiving", func() error {
 		last := e.lastPosted()
 		if last < 5 {
 			return fmt.Errorf("%d posted", last)
@@ -436,7 +436,7 @@ func (e *run) podDeletedStep(t *testing.T) {
 	}
 	e.rep.note("deleted streamer pod %s, which served %s", victim, strings.Join(byPod[victim], ", "))
 	var exit localpods.ProcessExit
-	eventually(t, 40*time.Second, "the deleted pod's process ends", func() error {
+	testenv.Eventually(t, 40*time.Second, "the deleted pod's process ends", func() error {
 		for _, h := range e.runner.History() {
 			if h.Pod == victim {
 				exit = h
@@ -472,7 +472,7 @@ func (e *run) surgeStep(t *testing.T) {
 	}
 	e.rep.note("surge: %d more SSE clients connected over %s (target %d per pod, %d..%d streamers)",
 		surgeClients, surgeRamp, targetPerPod, minStreamers, maxStreamers)
-	eventually(t, 90*time.Second, fmt.Sprintf("the operator scales the streamers to %d and their processes serve", maxStreamers), func() error {
+	testenv.Eventually(t, 90*time.Second, fmt.Sprintf("the operator scales the streamers to %d and their processes serve", maxStreamers), func() error {
 		d, err := e.streamerDeployment()
 		if err != nil {
 			return err
@@ -487,7 +487,7 @@ func (e *run) surgeStep(t *testing.T) {
 	})
 	firstUp := e.fleet.firstAbove(minStreamers, since).Sub(since)
 	up := e.fleet.firstReady(maxStreamers, since).Sub(since)
-	eventually(t, 30*time.Second, "every surge client connected", func() error {
+	testenv.Eventually(t, 30*time.Second, "every surge client connected", func() error {
 		for _, c := range clients {
 			select {
 			case <-c.up:
@@ -519,7 +519,7 @@ func (e *run) surgeStep(t *testing.T) {
 	}
 	before := e.streamerPods()
 	e.rep.note("the surge ends: %d clients leave, %d stay (%s)", len(e.leavers), len(e.stayers), e.clientsByPod(e.allWires(e.stayers)))
-	eventually(t, 150*time.Second, fmt.Sprintf("the operator scales the streamers back to %d and the removed pods end", minStreamers), func() error {
+	testenv.Eventually(t, 150*time.Second, fmt.Sprintf("the operator scales the streamers back to %d and the removed pods end", minStreamers), func() error {
 		d, err := e.streamerDeployment()
 		if err != nil {
 			return err
@@ -580,7 +580,7 @@ func (e *run) messagesStep(t *testing.T) {
 		}
 	}
 	final := posted[len(posted)-1]
-	eventually(t, 30*time.Second, "every client has the last message", func() error {
+	testenv.Eventually(t, 30*time.Second, "every client has the last message", func() error {
 		for _, w := range append(e.spectatorWires(), e.allWires(e.stayers)...) {
 			if w.last() < final {
 				return fmt.Errorf("a client is at %d of %d (pod %s)", w.last(), final, w.pod())
@@ -759,7 +759,7 @@ func (e *run) waitResumed(t *testing.T, ws []*wire, gone []string) []string {
 			}
 		}
 	}
-	eventually(t, 30*time.Second, "the drained clients resume on another pod and catch up", func() error {
+	testenv.Eventually(t, 30*time.Second, "the drained clients resume on another pod and catch up", func() error {
 		last := e.lastPosted()
 		for _, m := range ms {
 			if p := m.w.pod(); slices.Contains(gone, p) || p == "" {

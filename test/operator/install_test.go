@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -194,7 +193,7 @@ func apply(t *testing.T, objs []*unstructured.Unstructured, defaultNamespace str
 
 func waitEstablished(t *testing.T, name string) {
 	t.Helper()
-	eventually(t, "CRD "+name+" established", 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, "CRD "+name+" established", func() error {
 		var crd apiextensionsv1.CustomResourceDefinition
 		if err := k8s.Get(context.Background(), client.ObjectKey{Name: name}, &crd); err != nil {
 			return err
@@ -206,19 +205,6 @@ func waitEstablished(t *testing.T, name string) {
 		}
 		return fmt.Errorf("not established yet")
 	})
-}
-
-func eventually(t *testing.T, what string, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
 }
 
 func ensureNamespace(t *testing.T, name string) {
@@ -349,16 +335,6 @@ func operatorBinary(t *testing.T) string {
 	return testenv.Binary(t, "github.com/chatr-ai/chatr/cmd/chatr-operator")
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // runOperator runs the operator binary as the install's ServiceAccount
 // (impersonated, so every request is authorised by the install's RBAC and
 // nothing more), with leader election in the install's namespace, and checks
@@ -393,16 +369,26 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 	}
 
 	start := time.Now()
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
-	var logs syncBuffer
-	cmd := exec.Command(operatorBinary(t), "--kubeconfig", kcPath, "--leader-elect", "--leader-election-namespace", ns,
-		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--log-format", "text")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	var (
+		metricsAddr, probeAddr string
+		logs                   *syncBuffer
+		cmd                    *exec.Cmd
+		exited                 chan error
+	)
+	// launch starts the operator on two new addresses (testenv.FreeAddr).
+	launch := func() {
+		metricsAddr, probeAddr = testenv.FreeAddr(t), testenv.FreeAddr(t)
+		logs = &syncBuffer{}
+		cmd = exec.Command(operatorBinary(t), "--kubeconfig", kcPath, "--leader-elect", "--leader-election-namespace", ns,
+			"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--log-format", "text")
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited = make(chan error, 1)
+		go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(cmd, exited)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	launch()
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -426,11 +412,22 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		}
 		return string(b), nil
 	}
-	eventually(t, "operator ready", 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, "operator ready", func() error {
+		select {
+		case err := <-exited:
+			if testenv.AddrInUse(err, logs.String()) {
+				// Its address was taken after FreeAddr chose it: again, elsewhere.
+				launch()
+				return errors.New("the operator found its address taken; started again")
+			}
+			exited <- err // for the clean-up
+			return testenv.StopTrying(fmt.Errorf("the operator exited: %v", err))
+		default:
+		}
 		_, err := httpGet("http://" + probeAddr + "/readyz")
 		return err
 	})
-	eventually(t, "leader lease taken", 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, "leader lease taken", func() error {
 		var lease coordinationv1.Lease
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "chatr-operator.chatr.ai"}, &lease); err != nil {
 			return err
@@ -442,11 +439,11 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 	})
 	room := &chatrv1.ChatRoom{}
 	for _, c := range chatrv1.Components {
-		eventually(t, "the sample room's "+string(c)+" Deployment", 30*time.Second, func() error {
+		testenv.Eventually(t, 30*time.Second, "the sample room's "+string(c)+" Deployment", func() error {
 			return k8s.Get(context.Background(), client.ObjectKey{Namespace: roomNamespace, Name: roomName + "-" + string(c)}, &appsv1.Deployment{})
 		})
 	}
-	eventually(t, "the sample room's status", 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, "the sample room's status", func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: roomNamespace, Name: roomName}, room); err != nil {
 			return err
 		}
@@ -463,7 +460,7 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		return nil
 	})
 	// A spec change makes it patch children, with the same RBAC.
-	eventually(t, "room spec changed", 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, "room spec changed", func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(room), room); err != nil {
 			return err
 		}
@@ -471,7 +468,7 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		return k8s.Update(context.Background(), room)
 	})
 	want := fmt.Sprint(room.Spec.Limits.MessageMaxChars)
-	eventually(t, "children patched after the spec change", 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, "children patched after the spec change", func() error {
 		var cm corev1.ConfigMap
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: roomNamespace, Name: roomName + "-config"}, &cm); err != nil {
 			return err
@@ -481,7 +478,7 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 		}
 		return nil
 	})
-	eventually(t, "reconcile metrics", 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, "reconcile metrics", func() error {
 		body, err := httpGet("http://" + metricsAddr + "/metrics")
 		if err != nil {
 			return err

@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // get fetches a path through the ingress and returns status, the serving
@@ -67,7 +69,7 @@ func TestIngressRoutesToReadyPods(t *testing.T) {
 
 	streamers := names(waitReady(t, r, ns, "room-streamer", 2))
 	api := names(waitReady(t, r, ns, "room-api", 1))
-	eventually(t, 5*time.Second, "backends", func() error {
+	testenv.Eventually(t, 5*time.Second, "backends", func() error {
 		if got := in.Backends("/"); !slices.Equal(got, streamers) {
 			return fmt.Errorf("/ -> %v", got)
 		}
@@ -147,7 +149,7 @@ func TestIngressRoutesToReadyPods(t *testing.T) {
 	// An unready pod gets no traffic.
 	info, _ := r.Pod(streamers[0])
 	setReady(t, info, false)
-	eventually(t, 5*time.Second, "unready pod out of rotation", func() error {
+	testenv.Eventually(t, 5*time.Second, "unready pod out of rotation", func() error {
 		if got := in.Backends("/"); !slices.Equal(got, streamers[1:]) {
 			return fmt.Errorf("/ -> %v", got)
 		}
@@ -159,7 +161,7 @@ func TestIngressRoutesToReadyPods(t *testing.T) {
 		}
 	}
 	setReady(t, info, true)
-	eventually(t, 5*time.Second, "ready again", func() error {
+	testenv.Eventually(t, 5*time.Second, "ready again", func() error {
 		if got := in.Backends("/"); !slices.Equal(got, streamers) {
 			return fmt.Errorf("/ -> %v", got)
 		}
@@ -170,7 +172,7 @@ func TestIngressRoutesToReadyPods(t *testing.T) {
 	// runs.
 	annotatePod(t, ns, streamers[1], DeletionCostAnnotation, "-1")
 	scale(t, ns, "room-streamer", 1)
-	eventually(t, 5*time.Second, "terminating pod out of rotation", func() error {
+	testenv.Eventually(t, 5*time.Second, "terminating pod out of rotation", func() error {
 		p, ok := r.Pod(streamers[1])
 		if !ok || !p.Terminating || !alive(p.PID) {
 			return fmt.Errorf("pod %+v", p)
@@ -191,7 +193,7 @@ func TestIngressRoutesToReadyPods(t *testing.T) {
 
 	// No ready backend: 503.
 	scale(t, ns, "room-api", 0)
-	eventually(t, 10*time.Second, "503 without API pods", func() error {
+	testenv.Eventually(t, 10*time.Second, "503 without API pods", func() error {
 		if code, _, body := get(t, base, "/api/agents"); code != http.StatusServiceUnavailable {
 			return fmt.Errorf("%d %q", code, body)
 		}

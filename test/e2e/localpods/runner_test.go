@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 func TestEnvResolvedAndPodObject(t *testing.T) {
@@ -121,7 +123,7 @@ func TestEnvResolvedAndPodObject(t *testing.T) {
 	}
 
 	// The Deployment status, as the deployment controller would write it.
-	eventually(t, 5*time.Second, "deployment status", func() error {
+	testenv.Eventually(t, 5*time.Second, "deployment status", func() error {
 		d := getDeployment(t, ns, "env")
 		s := d.Status
 		if s.ObservedGeneration != d.Generation || s.Replicas != 1 || s.ReadyReplicas != 1 || s.AvailableReplicas != 1 || s.UpdatedReplicas != 1 || s.UnavailableReplicas != 0 {
@@ -144,7 +146,7 @@ func TestMissingSecretWaitsThenStarts(t *testing.T) {
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "late"}, Key: "pw"}}}))
 	r := startRunner(t, ns, Options{RestartBackoff: 100 * time.Millisecond, MaxRestartBackoff: 200 * time.Millisecond})
 
-	eventually(t, 10*time.Second, "pod waiting for its Secret", func() error {
+	testenv.Eventually(t, 10*time.Second, "pod waiting for its Secret", func() error {
 		api := apiPods(t, ns, "late")
 		if len(api) != 1 || len(api[0].Status.ContainerStatuses) != 1 {
 			return fmt.Errorf("pods %d", len(api))
@@ -175,7 +177,7 @@ func TestNoLocalBinary(t *testing.T) {
 	d.Spec.Template.Spec.Containers[0].Command = []string{"/not-mapped"}
 	create(t, d)
 	startRunner(t, ns, Options{})
-	eventually(t, 10*time.Second, "NoLocalBinary", func() error {
+	testenv.Eventually(t, 10*time.Second, "NoLocalBinary", func() error {
 		api := apiPods(t, ns, "nobin")
 		if len(api) != 1 || len(api[0].Status.ContainerStatuses) != 1 {
 			return fmt.Errorf("pods %d", len(api))
@@ -215,7 +217,7 @@ func TestScaleFollowsReplicasWithDeletionCost(t *testing.T) {
 	// process drains.
 	scale(t, ns, "web", 2)
 	victim := pods[1]
-	eventually(t, 10*time.Second, "victim terminating in the API while its process runs", func() error {
+	testenv.Eventually(t, 10*time.Second, "victim terminating in the API while its process runs", func() error {
 		var ap corev1.Pod
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: victim.Name}, &ap); err != nil {
 			return err
@@ -229,7 +231,7 @@ func TestScaleFollowsReplicasWithDeletionCost(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, "victim gone", func() error {
+	testenv.Eventually(t, 10*time.Second, "victim gone", func() error {
 		if len(apiPods(t, ns, "web")) != 2 {
 			return errNotYet
 		}
@@ -267,7 +269,7 @@ func TestScaleFollowsReplicasWithDeletionCost(t *testing.T) {
 		t.Fatalf("scale up replaced the survivor: %v", names(after))
 	}
 	d := getDeployment(t, ns, "web")
-	eventually(t, 5*time.Second, "status 3/3", func() error {
+	testenv.Eventually(t, 5*time.Second, "status 3/3", func() error {
 		d = getDeployment(t, ns, "web")
 		if d.Status.ReadyReplicas != 3 || d.Status.Replicas != 3 || d.Status.ObservedGeneration != d.Generation {
 			return fmt.Errorf("status %+v", d.Status)
@@ -286,14 +288,14 @@ func TestScaleDownPrefersNotReady(t *testing.T) {
 	annotatePod(t, ns, pods[0].Name, DeletionCostAnnotation, "-100")
 	annotatePod(t, ns, pods[2].Name, DeletionCostAnnotation, "100")
 	setReady(t, pods[2], false)
-	eventually(t, 5*time.Second, "pod not ready", func() error {
+	testenv.Eventually(t, 5*time.Second, "pod not ready", func() error {
 		if p, _ := r.Pod(pods[2].Name); p.Ready {
 			return errNotYet
 		}
 		return nil
 	})
 	scale(t, ns, "nr", 2)
-	eventually(t, 10*time.Second, "not-ready pod removed", func() error {
+	testenv.Eventually(t, 10*time.Second, "not-ready pod removed", func() error {
 		if _, ok := r.Pod(pods[2].Name); ok {
 			return errNotYet
 		}
@@ -325,10 +327,10 @@ func TestReadinessReflectedInPodAndDeployment(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 5*time.Second, "2 ready", deploymentIs(2, corev1.ConditionTrue, "MinimumReplicasAvailable"))
+	testenv.Eventually(t, 5*time.Second, "2 ready", deploymentIs(2, corev1.ConditionTrue, "MinimumReplicasAvailable"))
 
 	setReady(t, pods[0], false)
-	eventually(t, 5*time.Second, "pod not Ready in the API", func() error {
+	testenv.Eventually(t, 5*time.Second, "pod not Ready in the API", func() error {
 		var ap corev1.Pod
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: pods[0].Name}, &ap); err != nil {
 			return err
@@ -343,10 +345,10 @@ func TestReadinessReflectedInPodAndDeployment(t *testing.T) {
 	})
 	// 2 replicas, maxUnavailable 25% rounds down to 0: one unready pod
 	// makes the Deployment unavailable.
-	eventually(t, 5*time.Second, "1 ready", deploymentIs(1, corev1.ConditionFalse, "MinimumReplicasUnavailable"))
+	testenv.Eventually(t, 5*time.Second, "1 ready", deploymentIs(1, corev1.ConditionFalse, "MinimumReplicasUnavailable"))
 
 	setReady(t, pods[0], true)
-	eventually(t, 5*time.Second, "2 ready again", deploymentIs(2, corev1.ConditionTrue, "MinimumReplicasAvailable"))
+	testenv.Eventually(t, 5*time.Second, "2 ready again", deploymentIs(2, corev1.ConditionTrue, "MinimumReplicasAvailable"))
 }
 
 func TestSIGKILLAfterGracePeriod(t *testing.T) {
@@ -359,7 +361,7 @@ func TestSIGKILLAfterGracePeriod(t *testing.T) {
 	r := startRunner(t, ns, Options{})
 	p := waitReady(t, r, ns, "stubborn", 1)[0]
 	scale(t, ns, "stubborn", 0)
-	eventually(t, 10*time.Second, "pod gone", func() error {
+	testenv.Eventually(t, 10*time.Second, "pod gone", func() error {
 		if len(apiPods(t, ns, "stubborn")) != 0 || len(r.Pods()) != 0 {
 			return errNotYet
 		}
@@ -391,7 +393,7 @@ func TestRestartsProcessThatExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	eventually(t, 10*time.Second, "restarted", func() error {
+	testenv.Eventually(t, 10*time.Second, "restarted", func() error {
 		q, ok := r.Pod(p.Name)
 		if !ok || q.Restarts != 1 || q.PID == 0 || q.PID == p.PID || !q.Ready {
 			return fmt.Errorf("pod %+v", q)
@@ -478,7 +480,7 @@ func TestTemplateChangeRolls(t *testing.T) {
 			t.Errorf("old pod %s history %+v", p.Name, h)
 		}
 	}
-	eventually(t, 5*time.Second, "status after rollout", func() error {
+	testenv.Eventually(t, 5*time.Second, "status after rollout", func() error {
 		d := getDeployment(t, ns, "roll")
 		s := d.Status
 		if s.ObservedGeneration != d.Generation || s.UpdatedReplicas != 2 || s.ReadyReplicas != 2 || s.Replicas != 2 {
@@ -502,7 +504,7 @@ func TestPodDeletedInAPIIsReplaced(t *testing.T) {
 	if err := k8s.Delete(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: p.Name}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "deleted pod terminating or gone", func() error {
+	testenv.Eventually(t, 10*time.Second, "deleted pod terminating or gone", func() error {
 		if q, ok := r.Pod(p.Name); ok && !q.Terminating {
 			return errNotYet
 		}
@@ -512,7 +514,7 @@ func TestPodDeletedInAPIIsReplaced(t *testing.T) {
 	if q.Name == p.Name {
 		t.Fatalf("same pod %s", q.Name)
 	}
-	eventually(t, 10*time.Second, "old process ended", func() error {
+	testenv.Eventually(t, 10*time.Second, "old process ended", func() error {
 		if h := historyOf(r, p.Name); len(h) != 1 || h[0].Reason != "pod-deleted" || h[0].TermSent.IsZero() {
 			return fmt.Errorf("history %+v", h)
 		}
@@ -535,7 +537,7 @@ func TestDeploymentDeletedAndStop(t *testing.T) {
 	if err := k8s.Delete(context.Background(), getDeployment(t, ns, "gone")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "pods of a deleted Deployment stopped", func() error {
+	testenv.Eventually(t, 10*time.Second, "pods of a deleted Deployment stopped", func() error {
 		if len(apiPods(t, ns, "gone")) != 0 || alive(gone.PID) {
 			return errNotYet
 		}
@@ -647,7 +649,7 @@ func TestOperatorShapedPodWithPreStop(t *testing.T) {
 
 	scaled := time.Now()
 	scale(t, ns, "shaped", 0)
-	eventually(t, 10*time.Second, "stopped", func() error {
+	testenv.Eventually(t, 10*time.Second, "stopped", func() error {
 		if h := historyOf(r, p.Name); len(h) != 1 {
 			return errNotYet
 		}

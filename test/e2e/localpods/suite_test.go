@@ -186,22 +186,6 @@ func create(t *testing.T, obj client.Object) {
 	}
 }
 
-// eventually retries f until it returns nil or the time is up.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // active returns the runner's pods of a Deployment that are not terminating.
 func active(r *Runner, dep string) []PodInfo {
 	var out []PodInfo
@@ -218,7 +202,7 @@ func active(r *Runner, dep string) []PodInfo {
 func waitReady(t *testing.T, r *Runner, ns, dep string, n int) []PodInfo {
 	t.Helper()
 	var pods []PodInfo
-	eventually(t, 20*time.Second, fmt.Sprintf("%d ready pods of %s", n, dep), func() error {
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d ready pods of %s", n, dep), func() error {
 		all := r.Pods()
 		pods = pods[:0]
 		for _, p := range all {
