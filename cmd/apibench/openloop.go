@@ -41,6 +41,8 @@ type openLoop struct {
 	schedule         chan due
 	results          []result // of the measured posts, by index from the first
 	measureFrom      time.Time
+	// scheduled, when set, is called once every post has been queued.
+	scheduled func()
 }
 
 // due is one scheduled post.
@@ -51,6 +53,7 @@ type due struct {
 
 // result is what happened to one measured post.
 type result struct {
+	due  time.Time
 	lat  time.Duration // from its due time to its answer
 	lag  time.Duration // from its due time to when a worker sent it
 	done time.Time
@@ -58,6 +61,9 @@ type result struct {
 }
 
 func (o *openLoop) run() error {
+	if o.url == "" && o.pid > 0 {
+		return errors.New("-pid measures a separate server: give its -url too")
+	}
 	var srv *api.Server
 	where := o.url
 	if o.url == "" {
@@ -68,9 +74,6 @@ func (o *openLoop) run() error {
 			return err
 		}
 		defer stop()
-		if o.pid > 0 {
-			return errors.New("-pid measures a separate server: give its -url too")
-		}
 	}
 	if o.clientTimeout == 0 {
 		o.clientTimeout = 10 * time.Second
@@ -131,6 +134,9 @@ func (o *openLoop) run() error {
 		}
 	}
 	close(o.schedule)
+	if o.scheduled != nil {
+		o.scheduled()
+	}
 	wg.Wait()
 	cpu1, err := procCPU(o.pid)
 	if err != nil {
@@ -151,7 +157,7 @@ func (o *openLoop) work(client *http.Client, first int) {
 		if d.i < first {
 			continue
 		}
-		o.results[d.i-first] = result{lat: now.Sub(d.at), lag: sent.Sub(d.at), done: now, kind: kind}
+		o.results[d.i-first] = result{due: d.at, lat: now.Sub(d.at), lag: sent.Sub(d.at), done: now, kind: kind}
 	}
 }
 
