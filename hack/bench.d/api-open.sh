@@ -7,7 +7,7 @@
 # server's CPU per post (/proc/<pid>/stat utime+stime), then the medians.
 #
 # The machine may be shared: before each run the script waits up to
-# QUIET_WAIT seconds (default 120) for a 1-minute load average below LOAD_MAX
+# QUIET_WAIT seconds (default 60) for a 1-minute load average below LOAD_MAX
 # (1.5), prints `uptime`, and marks a run that started on a busier machine
 # BUSY; the medians say how many runs were busy. Figures from busy runs are
 # not quiet-machine figures.
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 rates=${RATES:-1000 3000}
 runs=${RUNS:-3}
 dur=${DURATION:-10s}
-quiet_wait=${QUIET_WAIT:-120}
+quiet_wait=${QUIET_WAIT:-60}
 load_max=${LOAD_MAX:-1.5}
 out=$(mktemp -d)
 go build -o "$out/chatrd" ./cmd/chatrd
