@@ -15,7 +15,8 @@ import (
 
 // The hot paths of the streamer: building a message's frame once per pod,
 // the ring (push, resume lookup, history), and the fan-out of one frame to
-// every connection of a shard over real sockets. `make bench` runs them;
+// every connection of a shard over real sockets (socket pairs, and loopback
+// TCP as in the tests). `make bench` runs them;
 // docs/streamer.md quotes allocations per message.
 
 // benchMessage is a message as the feed gets it, with 200 characters of content.
@@ -165,6 +166,40 @@ func newBenchConns(b *testing.B, n, pairs int, t transport) *benchConns {
 	return bc
 }
 
+// newTCPConns are n hub connections over loopback TCP, as the tests use and
+// as clients connect (the receiving side's TCP path runs in each write).
+func newTCPConns(b *testing.B, n int, t transport) *benchConns {
+	bc := &benchConns{buf: make([]byte, 1<<16)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	var clients []net.Conn
+	for range n {
+		cl, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		clients = append(clients, cl)              // keeps the reader's socket open
+		bc.readers = append(bc.readers, rawFD(cl)) // non-blocking: Go's poller made it so
+		bc.conns = append(bc.conns, &conn{nc: sc, fd: rawFD(sc), t: t, limit: 1 << 30})
+	}
+	b.Cleanup(func() {
+		for _, c := range bc.conns {
+			c.nc.Close()
+		}
+		for _, cl := range clients {
+			cl.Close()
+		}
+	})
+	return bc
+}
+
 // drain reads everything the sockets hold.
 func (bc *benchConns) drain(b *testing.B) {
 	for _, fd := range bc.readers {
@@ -193,18 +228,24 @@ func BenchmarkFanout(b *testing.B) {
 	for _, bc := range []struct {
 		conns int
 		t     transport
+		tcp   bool
 		name  string
-	}{{1000, sseChunked, "sse"}, {10000, sseChunked, "sse"}, {1000, wsText, "ws"}} {
+	}{{1000, sseChunked, false, "sse"}, {10000, sseChunked, false, "sse"}, {1000, wsText, false, "ws"}, {1000, sseChunked, true, "sse-tcp"}} {
 		b.Run("conns="+strconv.Itoa(bc.conns)+"/"+bc.name, func(b *testing.B) {
-			benchFanout(b, bc.conns, bc.t)
+			benchFanout(b, bc.conns, bc.t, bc.tcp)
 		})
 	}
 }
 
-func benchFanout(b *testing.B, n int, t transport) {
+func benchFanout(b *testing.B, n int, t transport, tcp bool) {
 	s := &Server{cfg: Config{PingInterval: 10 * time.Second, QueueBytes: 1 << 30, WriteTimeout: time.Minute}, met: newMetrics()}
 	sh := newHub(s, 1, historySize).shards[0]
-	bc := newBenchConns(b, n, 5000, t)
+	var bc *benchConns
+	if tcp {
+		bc = newTCPConns(b, n, t)
+	} else {
+		bc = newBenchConns(b, n, 5000, t)
+	}
 	for _, c := range bc.conns {
 		sh.handle(&event{kind: evAdd, c: c})
 	}
