@@ -114,7 +114,7 @@ func startServer(dbURL, redisURL string, batch, conns int) (srv *api.Server, url
 	schema := "apibench_" + hex.EncodeToString(b[:])
 	cfg := api.Config{
 		Common: config.Common{DatabaseURL: dbURL, RedisURL: redisURL, Schema: schema, Migrate: true},
-		Limits: relaxed(), MaxBatch: batch, DBMaxConns: conns,
+		Limits: relaxed(), MaxBatch: batch, DBMaxConns: conns, ConnsPerIP: benchConnsPerIP,
 	}
 	srv, err = api.New(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {

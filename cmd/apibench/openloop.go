@@ -285,6 +285,12 @@ func procCPU(pid int) (float64, error) {
 // clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
+// benchConnsPerIP is the per-address connection cap of the benchmark's
+// servers: all the load tool's connections share one address, where a real
+// room's clients have many. The in-flight cap and the request deadline stay
+// as they are: shedding load is part of what is measured.
+const benchConnsPerIP = 1 << 16
+
 // printServerEnv prints l as the environment of a `chatrd api`.
 func printServerEnv(l config.Limits) {
 	for _, kv := range []struct {
@@ -295,6 +301,8 @@ func printServerEnv(l config.Limits) {
 		{"CHATR_UNVERIFIED_MESSAGES", l.UnverifiedMessages}, {"CHATR_UNVERIFIED_WINDOW", l.UnverifiedWindow},
 		{"CHATR_REGISTRATIONS_PER_IP", l.RegistrationsPerIP}, {"CHATR_REGISTRATION_WINDOW", l.RegistrationWindow},
 		{"CHATR_REQUESTS_PER_IP", l.RequestsPerIP}, {"CHATR_REQUEST_WINDOW", l.RequestWindow},
+		// Every connection of the load tool comes from one address.
+		{"CHATR_CONNS_PER_IP", benchConnsPerIP},
 	} {
 		fmt.Printf("export %s=%v\n", kv.k, kv.v)
 	}
