@@ -12,9 +12,20 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
 
+# The version stamped into every binary (internal/version, `chatrd version`,
+# chatr_build_info): git describe of the tree and its commit. Override with
+# make VERSION=... COMMIT=...
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+endif
+ifeq ($(origin COMMIT),undefined)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+endif
+VERSION_LDFLAGS = -X github.com/chatr-ai/chatr/internal/version.Version=$(VERSION) -X github.com/chatr-ai/chatr/internal/version.Commit=$(COMMIT)
+
 .PHONY: build
-build: ## build chatrd (the components) and chatr-operator into ./bin
-	$(GO) build -o $(BIN)/ ./cmd/...
+build: ## build chatrd (the components) and chatr-operator into ./bin, stamped with the version
+	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 .PHONY: run
 run: ## run the whole room locally on $$CHATR_LISTEN (default 127.0.0.1:8080)
