@@ -123,6 +123,10 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, a store.Agent) {
 			s.unavailable(w, r, err)
 			return
 		} else if ok {
+			if err := s.seen(ctx, a, now); err != nil {
+				s.unavailable(w, r, err)
+				return
+			}
 			s.replayed(w, first)
 			return
 		}
