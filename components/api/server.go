@@ -87,9 +87,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		verify: verify.NewHandlers(st, verify.HandlerOptions{Wait: cfg.VerifyWait, Attempts: verify.AttemptLimit{Limit: cfg.Limits.VerificationsPerAgent, Window: cfg.Limits.VerificationWindow}}),
 		met:    newMetrics(),
 	}
-	s.writer = newWriter(st, s.bus, s.log, s.met, cfg.MaxBatch)
 	s.inflight = make(chan struct{}, cfg.MaxInFlight)
 	s.bounds = newBoundsMetrics(s.met.reg)
+	s.writer = newWriter(st, s.bus, s.log, s.met, cfg.MaxBatch)
 	s.routes = s.buildRoutes()
 	return s, nil
 }
@@ -128,12 +128,12 @@ func (s *Server) Run(ctx context.Context) error {
 		if _, err := s.rebuildPresence(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("presence maintenance failed", "err", err)
 		}
-		select {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 		if _, err := s.st.PurgeIdempotencyKeys(pctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("could not purge old idempotency keys", "err", err)
 		}
 		cancel()
+		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
