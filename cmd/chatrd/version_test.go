@@ -29,8 +29,11 @@ const (
 func TestStamped(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "chatrd")
 	pkg := "github.com/chatr-ai/chatr/internal/version"
-	build := exec.Command("go", "build", "-trimpath", "-o", bin,
-		"-ldflags", "-X "+pkg+".Version="+stampedVersion+" -X "+pkg+".Commit="+stampedCommit, ".")
+	// The image build's settings (hack/image.mk), so the packages it compiled
+	// are reused.
+	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", bin,
+		"-ldflags", "-s -w -X "+pkg+".Version="+stampedVersion+" -X "+pkg+".Commit="+stampedCommit, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
