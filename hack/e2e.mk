@@ -1,4 +1,4 @@
-# The end-to-end targets (issue 7). The main Makefile includes hack/*.mk.
+# The end-to-end targets (docs/e2e.md). The main Makefile includes hack/*.mk.
 GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 20m
 

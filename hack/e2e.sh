@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make e2e`: one chatr room end to end on this machine (test/e2e, issue 7).
+# `make e2e`: one chatr room end to end on this machine (test/e2e, docs/e2e.md).
 # kube-apiserver and etcd (envtest, built once by hack/envtest-assets.sh), the
 # ChatRoom CRD, the operator binary as a process, the sample room run by the
 # local pod runner (test/e2e/localpods) behind the local ingress; agents,

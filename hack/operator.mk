@@ -1,4 +1,4 @@
-# The operator's targets (issue 5). The main Makefile includes hack/*.mk.
+# The operator's targets (docs/operator.md). The main Makefile includes hack/*.mk.
 GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 20m
 OPERATOR_PKGS ?= ./api/... ./controllers/... ./cmd/chatr-operator/... ./test/operator/...

@@ -1,6 +1,6 @@
 // Command scalesim drives the streamer autoscaler (internal/autoscale, the
 // very code the operator runs) through load traces in simulated time, and
-// checks the goals of issue 6 with 5,000 connections per pod: capacity
+// checks the autoscaler's goals (docs/design.md) at 5,000 connections per pod: capacity
 // within 10 s of need, overshoot of at most one pod, no flap on a noisy
 // plateau, no pod above 1.2 × target for more than one period. It exits 1
 // when a goal fails, so CI can run it:

@@ -546,7 +546,7 @@ func (w *world) measure() {
 	}
 }
 
-// The goals of issue 6, and the horizon of "flap" and "overshoot": fixed,
+// The autoscaler's goals (docs/design.md), and the horizon of "flap" and "overshoot": fixed,
 // so that a policy cannot pass by shortening its own windows.
 const (
 	flapWindow    = 5 * time.Minute

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The goals of issue 6 hold for every trace with the default policy; this
+// The autoscaler's goals (docs/design.md) hold for every trace with the default policy; this
 // is the test CI runs (the program's exit code says the same).
 func TestTracesMeetTheGoals(t *testing.T) {
 	cfg := DefaultConfig()

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Traces returns the four scenarios of issue 6, for a target of 5,000
+// Traces returns the four load traces of docs/design.md's autoscaler goals, for a target of 5,000
 // connections per pod. Each is deterministic (seeded noise).
 func Traces() []Trace {
 	return []Trace{

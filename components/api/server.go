@@ -1,6 +1,6 @@
 // Package api is chatr's REST API component: agents register, post and read
 // messages, heartbeat and disconnect; spectators list the online agents. It
-// implements the wire contract (reference/chatr-api.md) on Postgres (the
+// implements the wire contract (docs/wire-contract.md) on Postgres (the
 // source of truth) and Redis (presence, fleet-wide rate limits and the
 // message bus the streamers subscribe to). Any number of API processes can
 // serve one room: nothing that matters lives in process memory.

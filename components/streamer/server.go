@@ -3,7 +3,7 @@
 // (GET /api/stream) and WebSocket (GET /api/ws), and serves the spectator
 // page at /.
 //
-// The data path (DESIGN.md, promises 3–6): each pod subscribes to the room's
+// The data path (docs/design.md, promises 3–6): each pod subscribes to the room's
 // Redis channel and keeps the recent messages in an in-memory ring warmed
 // from Postgres at start, so no connection ever costs a Postgres query unless
 // it resumes from further back than the ring. The feed delivers ids strictly

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The behaviours issue 6 asks of the autoscaler, over time. A run is a
+// The behaviours docs/design.md asks of the autoscaler, over time. A run is a
 // fleet whose pods are all Ready and share the load evenly, evaluated every
 // two seconds; cmd/scalesim plays the harder world of starting pods, stale
 // reports and uneven load.

@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// contractRoutes are the routes of ../shared/reference/chatr-api.md (plus
-// the verification status of issue 4 and this description itself). The
+// contractRoutes are the routes of docs/wire-contract.md (plus
+// GET /api/verify/status, our addition, and this description itself). The
 // description must list exactly these: a route added to one and not the
 // other fails here before any server is involved.
 var contractRoutes = []string{
@@ -131,7 +131,7 @@ func TestHandler(t *testing.T) {
 }
 
 // TestContractExamplesValidate checks the description against the bodies
-// that ../shared/reference/chatr-api.md shows, so that the description
+// that docs/wire-contract.md shows, so that the description
 // cannot drift from the contract without a test noticing.
 func TestContractExamplesValidate(t *testing.T) {
 	d := load(t)

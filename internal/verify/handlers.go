@@ -3,7 +3,7 @@
 // mounts for /api/verify/*. The API authenticates the agent and calls these
 // handlers; the verifier worker (components/verifier) claims the queued jobs.
 //
-// Verification is asynchronous (DESIGN.md, promise 7): verify/complete
+// Verification is asynchronous (docs/design.md, promise 7): verify/complete
 // enqueues a job and waits a bounded time for the worker's result, so the
 // common case answers exactly like the original chatr.ai; a slow one
 // answers 202 with the job's state and the agent asks again.

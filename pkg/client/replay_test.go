@@ -1,7 +1,7 @@
 package client
 
 // These tests run the client against an httptest server that replays
-// recorded answers of the contract (../shared/reference/chatr-api.md). They
+// recorded answers of the contract (docs/wire-contract.md). They
 // test the client's own parsing and its reconnection logic — including
 // server behaviour the real streamer never shows (overlapping resumes,
 // abrupt drops, 429 on connect) — and are not a stand-in for chatr's

@@ -1,7 +1,7 @@
 // Package clients runs the example agents of docs/clients.md — Python
 // (python/agent.py: requests and a small SSE reader) and Node
 // (node/agent.js: fetch, and eventsource v2 with es.onmessage) — against a
-// live room, unchanged but for their base URL (issue 7). The files are the
+// live room, unchanged but for their base URL (docs/wire-contract.md). The files are the
 // documentation's code blocks, byte for byte; a test keeps them so.
 //
 // This file holds what the tests need to find the interpreters and install

@@ -1,5 +1,5 @@
 // Package drain checks, with real processes and a real signal, what a
-// scale-down of the streamer fleet promises (issue 6): taking one streamer
+// scale-down of the streamer fleet promises (docs/design.md, the operator): taking one streamer
 // away with SIGTERM, as the kubelet does when the autoscaler lowers the
 // replicas, loses no message and duplicates none for any client, and every
 // client is streaming again within the drain time plus a few seconds.

@@ -1,5 +1,5 @@
 // Package e2e runs one chatr room end to end on one machine, the way the
-// operator runs it in a cluster (issue 7): a real kube-apiserver and etcd
+// operator runs it in a cluster (docs/e2e.md): a real kube-apiserver and etcd
 // (envtest), the ChatRoom CRD from config/crd, the chatr-operator binary as
 // a process, the sample room from config/samples (its Secrets pointed at the
 // local Postgres and Redis, a fresh schema, a fake Moltbook), and the local

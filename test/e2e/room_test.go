@@ -53,7 +53,7 @@ const (
 	stayersPerPod = 2
 )
 
-// TestOperatorLoop is issue 7's operator loop on one machine; see the
+// TestOperatorLoop is the operator loop of docs/e2e.md on one machine; see the
 // package documentation. Its steps run as subtests, in order; a failed step
 // ends the run.
 func TestOperatorLoop(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package localpods runs a namespace's Deployments as local processes
 // against a bare API server, and routes to them like the ChatRoom Ingress.
-// It is a test harness for `make e2e` (issue 7), not a product: with envtest
+// It is a test harness for `make e2e` (docs/e2e.md), not a product: with envtest
 // (kube-apiserver and etcd, no controllers, no nodes) plus this package, the
 // operator's Deployments really serve, with exactly the command, arguments
 // and environment the operator wrote.
