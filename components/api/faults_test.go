@@ -328,3 +328,20 @@ func TestQueuedPostWithdrawnAtDeadline(t *testing.T) {
 		t.Errorf("a post withdrawn at its deadline was inserted %d times", n)
 	}
 }
+
+// A registration that fails at its deadline (Postgres frozen) gives its
+// slot of the per-IP registration limit back, although its own deadline
+// has passed: the refund has a moment of its own. Otherwise an outage
+// would use up everyone's registrations.
+func TestRefundAfterDeadline(t *testing.T) {
+	f := newFaultRoom(t, func(c *Config) { c.Limits.RegistrationsPerIP = 2 })
+	register(t, f.ts, "first_of_two")
+	f.pg.Pause()
+	for _, name := range []string{"lost_one", "lost_two"} {
+		r, took := timedCall(t, f.ts, "POST", "/api/register", `{"name":"`+name+`"}`)
+		wantUnavailable(t, "register "+name, r, took)
+	}
+	f.pg.Resume()
+	register(t, f.ts, "second_of_two")
+	want(t, call(t, f.ts, "POST", "/api/register", `{"name":"third_of_two"}`), http.StatusTooManyRequests, errTooManyRegistrations)
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -100,9 +101,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		Agent: registeredAgent{ID: a.ID, Name: a.Name, APIKey: key, Avatar: a.Avatar}})
 }
 
+// refundTimeout bounds a refund. A request that failed at its deadline
+// still gives its slot back: the refund gets a little time of its own.
+const refundTimeout = time.Second
+
 // refund gives back a limit slot for a request that failed.
 func (s *Server) refund(r *http.Request, d ratelimit.Decision) {
-	if err := s.lim.Refund(r.Context(), d); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refundTimeout)
+	defer cancel()
+	if err := s.lim.Refund(ctx, d); err != nil {
 		s.log.Warn("could not refund a rate-limit slot", "err", err)
 	}
 }
