@@ -350,7 +350,10 @@ func TestDriftIsPatchedBack(t *testing.T) {
 
 	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ComponentName(chatrv1.ComponentAPI)}}
 	must(get(np))
-	np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+	// Someone opens the API to every pod and its egress to everywhere.
+	np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	np.Spec.Ingress[0].From = nil
+	np.Spec.Egress = nil
 	must(k8s.Update(ctx, np))
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ConfigMapName()}}
@@ -368,8 +371,8 @@ func TestDriftIsPatchedBack(t *testing.T) {
 	})
 	testenv.Eventually(t, 20*time.Second, "network policy patched back", func() error {
 		must(get(np))
-		if len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != networkingv1.PolicyTypeIngress {
-			return fmt.Errorf("policy types %v", np.Spec.PolicyTypes)
+		if len(np.Spec.PolicyTypes) != 2 || len(np.Spec.Ingress) == 0 || len(np.Spec.Ingress[0].From) == 0 || len(np.Spec.Egress) == 0 {
+			return fmt.Errorf("policy types %v, ingress %+v, egress %+v", np.Spec.PolicyTypes, np.Spec.Ingress, np.Spec.Egress)
 		}
 		return nil
 	})
