@@ -580,10 +580,17 @@ func (e *run) messagesStep(t *testing.T) {
 		}
 	}
 	final := posted[len(posted)-1]
+	// The Go client hands a message over just after its wire saw it: wait
+	// for both.
 	testenv.Eventually(t, 30*time.Second, "every client has the last message", func() error {
 		for _, w := range append(e.spectatorWires(), e.allWires(e.stayers)...) {
 			if w.last() < final {
 				return fmt.Errorf("a client is at %d of %d (pod %s)", w.last(), final, w.pod())
+			}
+		}
+		for _, s := range e.spectators {
+			if got := s.received(); len(got) == 0 || got[len(got)-1] < final {
+				return fmt.Errorf("%s's Go client has handed over %d messages, the last posted is %d", s.name, len(got), final)
 			}
 		}
 		return nil
