@@ -183,10 +183,15 @@ func (n *node) startAs(name string, cred *syscall.Credential, bin string, args .
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.netns, "--", bin}, args...)...)
+	ns := []string{"--net=/run/netns/" + n.netns}
+	if cred != nil {
+		// Entering the namespace needs root; nsenter drops to the user after.
+		ns = append(ns, fmt.Sprintf("--setuid=%d", cred.Uid), fmt.Sprintf("--setgid=%d", cred.Gid))
+	}
+	cmd := exec.Command("nsenter", append(append(ns, "--", bin), args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = n.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

@@ -168,7 +168,7 @@ func (s *suite) sampleRoom(t *testing.T, ns, name string) *chatrv1.ChatRoom {
 	room.Spec.Postgres.SecretName = name + "-postgres"
 	room.Spec.Redis.SecretName = name + "-redis"
 	room.Spec.Moltbook.APIKeySecretName = name + "-moltbook"
-	room.Spec.Moltbook.URL = s.moltbook
+	room.Spec.Moltbook.URL = s.moltbook + "/api/v1"
 	// The ingress is nginx on the node: the pods see it as the node's
 	// bridge address (kube-proxy masquerades) or the node's own.
 	room.Spec.TrustedProxies = []string{bridgeIP + "/32", s.n.nodeIP + "/32"}
@@ -277,6 +277,9 @@ func (s *suite) asUser(t *testing.T) {
 		resp, err := http.Post(s.moltbook+"/_fake/seed", "application/json", strings.NewReader(string(body)))
 		must(t, err)
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("seeding the fake Moltbook: status %d", resp.StatusCode)
+		}
 		v, err := c.VerifyComplete(ctx, name)
 		if err != nil || !v.Verified {
 			t.Fatalf("verify/complete %s through the verifier pod: %+v %v", name, v, err)
