@@ -133,3 +133,19 @@ func TestIdempotencyKeyRejected(t *testing.T) {
 		t.Errorf("posts with unusable keys were stored %d times", n)
 	}
 }
+
+// A repeated key is answered before the message limit is counted: an
+// unverified agent (1 message per 5 minutes) retrying the post that used
+// its slot gets the first answer, not a 429; a new post is still refused.
+func TestIdempotencyKeyBeforeTheLimit(t *testing.T) {
+	_, ts := testServer(t, testConfig(t))
+	a := register(t, ts, "idem_unverified")
+	first := post(t, ts, a, "my one message", "Idempotency-Key: once")
+	want(t, first, 200, "")
+	again := post(t, ts, a, "my one message", "Idempotency-Key: once")
+	want(t, again, 200, "")
+	if messageID(t, again) != messageID(t, first) {
+		t.Errorf("the retry answered another message: %s", again.raw)
+	}
+	want(t, post(t, ts, a, "a second message", "Idempotency-Key: twice"), http.StatusTooManyRequests, "")
+}
