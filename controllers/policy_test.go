@@ -75,6 +75,16 @@ func TestNetworkPoliciesFollowTheSpec(t *testing.T) {
 	if err := k8s.Create(context.Background(), bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.networkPolicy.egress.redis.ports") {
 		t.Errorf("redis port 70000: %v, want Invalid naming the field", err)
 	}
+	bad = newRoom(ns, "badcidr", "s")
+	bad.Spec.NetworkPolicy.IngressFrom = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.1"}}}
+	if err := k8s.Create(context.Background(), bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "ipBlock.cidr must be a CIDR") {
+		t.Errorf("ingressFrom ipBlock 10.0.0.1: %v, want Invalid saying it is not a CIDR", err)
+	}
+	bad.Spec.NetworkPolicy.IngressFrom = nil
+	bad.Spec.NetworkPolicy.Egress.Postgres.To = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "db.internal"}}}
+	if err := k8s.Create(context.Background(), bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.networkPolicy.egress.postgres.to") {
+		t.Errorf("postgres.to ipBlock db.internal: %v, want Invalid naming the field", err)
+	}
 }
 
 func typeNames(types []networkingv1.PolicyType) []string {

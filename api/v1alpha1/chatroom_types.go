@@ -112,7 +112,8 @@ type NetworkPolicySpec struct {
 	// app.kubernetes.io/name=ingress-nginx in the namespace labelled
 	// kubernetes.io/metadata.name=ingress-nginx. Setting it replaces the
 	// default (list the ingress controller too when adding peers).
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.ipBlock) || isCIDR(p.ipBlock.cidr))",message="ipBlock.cidr must be a CIDR such as 10.0.0.0/8"
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
 	// +optional
 	IngressFrom []networkingv1.NetworkPolicyPeer `json:"ingressFrom,omitempty"`
@@ -127,7 +128,8 @@ type NetworkPolicySpec struct {
 	// port (9090: /metrics, /healthz, /readyz). Empty means the default:
 	// pods labelled app.kubernetes.io/name=prometheus in any namespace.
 	// Kubelet probes come from the node and need no rule.
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.ipBlock) || isCIDR(p.ipBlock.cidr))",message="ipBlock.cidr must be a CIDR such as 10.0.0.0/8"
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
 	// +optional
 	MonitoringFrom []networkingv1.NetworkPolicyPeer `json:"monitoringFrom,omitempty"`
@@ -187,7 +189,8 @@ type EgressDestination struct {
 
 	// to are the peers (ipBlock, namespaceSelector, podSelector) allowed on
 	// those ports; empty means any address.
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.ipBlock) || isCIDR(p.ipBlock.cidr))",message="ipBlock.cidr must be a CIDR such as 10.0.0.0/8"
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
 	// +optional
 	To []networkingv1.NetworkPolicyPeer `json:"to,omitempty"`
