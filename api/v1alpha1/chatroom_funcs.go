@@ -116,20 +116,6 @@ func (r *ChatRoom) SecretRefs() []SecretRef {
 	return refs
 }
 
-// SecretNames returns the distinct names of the Secrets the room reads; the
-// operator indexes rooms by them to find the rooms a changed Secret affects.
-func (r *ChatRoom) SecretNames() []string {
-	var names []string
-	seen := map[string]bool{}
-	for _, ref := range r.SecretRefs() {
-		if ref.Name != "" && !seen[ref.Name] {
-			seen[ref.Name] = true
-			names = append(names, ref.Name)
-		}
-	}
-	return names
-}
-
 // ServiceURL returns the in-cluster URL of component c's Service.
 func (r *ChatRoom) ServiceURL(c Component, port int32) string {
 	return fmt.Sprintf("http://%s.%s.svc:%d", r.ComponentName(c), r.Namespace, port)
