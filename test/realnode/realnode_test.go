@@ -99,7 +99,21 @@ func TestRealNode(t *testing.T) {
 		{"delete-room", s.deleteRoom},
 		{"install-from-config-default", s.installKustomize},
 	}
+	// CHATR_REALNODE_STEPS=a,b runs only those steps (and the node): for
+	// working on one step by hand. Never under CI, where every step runs.
+	only := map[string]bool{}
+	if v := os.Getenv("CHATR_REALNODE_STEPS"); v != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CHATR_REALNODE_STEPS is for runs by hand; under CI every step runs")
+		}
+		for _, name := range strings.Split(v, ",") {
+			only[strings.TrimSpace(name)] = true
+		}
+	}
 	for _, st := range steps {
+		if len(only) > 0 && !only[st.name] {
+			continue
+		}
 		stepStart := time.Now()
 		if !t.Run(st.name, st.f) {
 			t.Fatalf("step %s failed; later steps not run", st.name)

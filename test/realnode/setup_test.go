@@ -309,14 +309,19 @@ func (n *node) startIngress(t *testing.T, cl client.Client, ns, name string) str
 	_, err = n.start("nginx", "nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir, "-g", "daemon off;")
 	must(t, err)
 	base := "http://" + n.nodeIP
-	must(t, n.waitFor("nginx serving the room's page", 30*time.Second, func() error {
-		resp, err := http.Get(base + "/")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET / via the ingress: %d", resp.StatusCode)
+	// Both backends answer through nginx: the page (streamers) and the
+	// agent list (API). kube-proxy may program a Service's rules a moment
+	// after its pods turn Ready.
+	must(t, n.waitFor("nginx serving the room's page and API", 60*time.Second, func() error {
+		for _, path := range []string{"/", "/api/agents"} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s via the ingress: %d", path, resp.StatusCode)
+			}
 		}
 		return nil
 	}, "nginx"))
