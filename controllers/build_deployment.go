@@ -162,9 +162,12 @@ func buildContainer(room *chatrv1.ChatRoom, c chatrv1.Component) corev1.Containe
 		VolumeMounts:             []corev1.VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
-	if c == chatrv1.ComponentStreamer {
-		// The pause before SIGTERM lets the endpoint removal reach the
-		// ingress; then the streamer drains over drainTime.
+	if c != chatrv1.ComponentVerifier {
+		// The pause before SIGTERM lets the endpoint removal reach kube-proxy
+		// and the ingress, so no new request or stream lands on a pod that
+		// has stopped listening (on a real node, an API pod without it cost a
+		// 502 during every rollout); then the streamer drains over drainTime.
+		// The API's in-flight requests finish well inside the default grace.
 		ctr.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 			Sleep: &corev1.SleepAction{Seconds: preStopSleep},
 		}}

@@ -34,12 +34,12 @@ func TestBuildDeployment(t *testing.T) {
 		preStop   bool
 		extraEnvs []string
 	}{
-		{name: "api", c: chatrv1.ComponentAPI, replicas: 2, httpPort: true, memLimit: "512Mi",
+		{name: "api", c: chatrv1.ComponentAPI, replicas: 2, httpPort: true, memLimit: "512Mi", preStop: true,
 			extraEnvs: []string{envMessageMaxChars, envVerifyWait, envStreamsPerIP}},
 		{name: "api replicas and resources from the spec", c: chatrv1.ComponentAPI, mod: func(r *chatrv1.ChatRoom) {
 			r.Spec.API.Replicas = ptr(int32(5))
 			r.Spec.API.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}
-		}, replicas: 5, httpPort: true, memLimit: "2Gi"},
+		}, replicas: 5, httpPort: true, memLimit: "2Gi", preStop: true},
 		{name: "streamer starts at minReplicas, grace covers the drain", c: chatrv1.ComponentStreamer, mod: func(r *chatrv1.ChatRoom) {
 			r.Spec.Streamer.Autoscaling.MinReplicas = 4
 			r.Spec.Streamer.DrainTime = &metav1.Duration{Duration: 45 * time.Second}

@@ -29,7 +29,7 @@ const (
 	// nonRootUID is the distroless "nonroot" user. Naming it lets
 	// runAsNonRoot be verified even for an image whose USER is a name.
 	nonRootUID = int64(65532)
-	// preStopSleep keeps a terminating streamer serving while the endpoint
+	// preStopSleep keeps a terminating streamer or API pod serving while the endpoint
 	// removal reaches the ingress controller, so no new stream lands on it
 	// after it starts draining.
 	preStopSleep = int64(5)
