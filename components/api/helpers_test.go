@@ -117,11 +117,16 @@ func register(t *testing.T, ts *httptest.Server, name string, headers ...string)
 	return agentKey{id: ag["id"].(string), name: ag["name"].(string), key: ag["apiKey"].(string)}
 }
 
-// makeVerified gives an agent the Moltbook badge, as the verifier would.
+// makeVerified gives an agent the Moltbook badge, as the verifier would:
+// as Moltbook's "molty", or, since a Moltbook account verifies at most one
+// agent, as "molty_<id>" when molty already verifies another agent of the room.
 func makeVerified(t *testing.T, srv *Server, id string) {
 	t.Helper()
 	_, err := srv.st.Pool().Exec(context.Background(),
-		`UPDATE agents SET moltbook_verified = true, moltbook_name = 'molty', owner_twitter = 'owner' WHERE id = $1`, id)
+		`UPDATE agents SET moltbook_verified = true, owner_twitter = 'owner',
+		   moltbook_name = CASE WHEN EXISTS (SELECT 1 FROM agents WHERE moltbook_name = 'molty' AND id <> $1)
+		                        THEN 'molty_' || id::text ELSE 'molty' END
+		 WHERE id = $1`, id)
 	if err != nil {
 		t.Fatal(err)
 	}
