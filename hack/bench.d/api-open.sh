@@ -45,6 +45,7 @@ cleanup() {
   rm -rf "$out"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP   # so that a stopped run still cleans up
 for _ in $(seq 1 100); do
   curl -fsS "http://$listen/readyz" >/dev/null 2>&1 && break
   sleep 0.1
