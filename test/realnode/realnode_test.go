@@ -709,12 +709,36 @@ func (s *suite) drainAndRollout(t *testing.T) {
 			return nil
 		})
 	}
+	// The old pods are gone only once they have drained (preStop, SIGTERM,
+	// drainTime): until then their spectators may still be on them.
+	for _, c := range []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer, chatrv1.ComponentVerifier} {
+		eventually(t, "the old "+string(c)+" pods gone", 3*time.Minute, func() error {
+			var list corev1.PodList
+			if err := s.cl.List(context.Background(), &list, client.InNamespace(roomNS), client.MatchingLabels(room.SelectorLabels(c))); err != nil {
+				return err
+			}
+			for _, p := range list.Items {
+				if img := p.Spec.Containers[0].Image; img != newImage {
+					return fmt.Errorf("%s still there (%s, %s)", p.Name, img, p.Status.Phase)
+				}
+			}
+			return nil
+		})
+	}
 	rollout := time.Since(start)
 	posted, errs := l.finish(t)
 	moves := 0
+	var per []string
 	for _, sp := range l.specs {
 		c, _, _ := sp.stats()
 		moves += c - 1
+		per = append(per, fmt.Sprint(c))
+	}
+	t.Logf("connections per spectator over the step: %s", strings.Join(per, " "))
+	for i, sp := range l.specs {
+		if c, _, _ := sp.stats(); c < 2 {
+			t.Errorf("spectator %d (ws=%v) never reconnected, though every streamer pod it could be on was replaced", i, sp.ws)
+		}
 	}
 	s.figs.add("drain with real pods: 2→3 streamers %.1fs, 3→2 %.1fs, rollout of a new image to all three Deployments %.1fs; %d posts, %d spectators (8 SSE, 4 WebSocket) reconnected %d times, 0 lost/duplicated/out of order; post errors %v",
 		up.Seconds(), down.Seconds(), rollout.Seconds(), posted, len(l.specs), moves, errs)
