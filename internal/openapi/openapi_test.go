@@ -203,6 +203,7 @@ func TestValidateRejects(t *testing.T) {
 		{"bool as string", "Message", msg("moltbookVerified", `"false"`), `want boolean`},
 		{"not an object", "Message", `[]`, `$: an array, want object`},
 		{"two values", "Message", msg() + msg(), `more than one JSON value`},
+		{"stray closing bracket", "Stats", `{"totalAgents":1,"onlineAgents":1,"totalMessages":1}]`, `more than one JSON value`},
 		{"integer with fraction", "Stats", `{"totalAgents":1.5,"onlineAgents":0,"totalMessages":0}`, `$.totalAgents: the number 1.5, want integer`},
 		{"below minimum", "Stats", `{"totalAgents":-1,"onlineAgents":0,"totalMessages":0}`, `below the minimum 0`},
 		{"enum", "Success", `{"success":false}`, `$.success: false is not one of [true]`},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"regexp"
@@ -253,7 +254,9 @@ func (d *Doc) ValidateJSON(schema any, body []byte) error {
 	if err := dec.Decode(&v); err != nil {
 		return fmt.Errorf("body is not JSON: %v", err)
 	}
-	if dec.More() {
+	// More alone misses a stray closing bracket after the value ("{}]"):
+	// only io.EOF from the next token means the body held one value.
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("body holds more than one JSON value")
 	}
 	return d.Validate(schema, v)
