@@ -55,9 +55,10 @@ test: ## run every test (real PostgreSQL, Redis, Chromium and kube-apiserver) wi
 	  $(BIN)/testreport -allow hack/skip-allowlist.txt -- $(GO) test -json $(TESTFLAGS) $(PKGS)
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt and go vet (also the real-node test, behind its build tag)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags realnode ./test/realnode/
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)

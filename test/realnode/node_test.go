@@ -625,6 +625,15 @@ func (n *node) teardown() {
 		}
 	}
 	unmountUnder(n.dir)
+	// The kubelet links every container's log into /var/log/containers (a
+	// fixed path); remove the links that point into this node's state.
+	if links, err := filepath.Glob("/var/log/containers/*.log"); err == nil {
+		for _, l := range links {
+			if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, n.dir+"/") {
+				_ = os.Remove(l)
+			}
+		}
+	}
 	if _, err := run("ip", "netns", "del", n.netns); err != nil {
 		t.Logf("teardown: %v", err)
 	}
