@@ -17,4 +17,6 @@ verify-generated: ## fail if generated files differ from what the code generates
 
 .PHONY: test-operator
 test-operator: ## the operator's tests against a real kube-apiserver (envtest), with -race
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" CHATR_HELM="$$(hack/tools-bin.sh helm)" $(GO) test $(TESTFLAGS) $(OPERATOR_PKGS)
+	@assets=$$(hack/envtest-assets.sh) || { echo "test-operator: hack/envtest-assets.sh failed, so the envtest suites cannot run" >&2; exit 1; }; \
+	helm=$$(hack/tools-bin.sh helm) || { echo "test-operator: hack/tools-bin.sh helm failed" >&2; exit 1; }; \
+	KUBEBUILDER_ASSETS=$$assets CHATR_HELM=$$helm CHATR_TEST_STRICT=1 $(GO) test $(TESTFLAGS) $(OPERATOR_PKGS)
