@@ -13,6 +13,11 @@ import (
 //go:embed web
 var web embed.FS
 
+// pageCSP lets the page load only its own scripts, styles and stream, and
+// be framed by no one.
+const pageCSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
 // pageHandler serves the spectator page and its assets.
 func pageHandler() http.Handler {
 	sub, err := fs.Sub(web, "web")
@@ -22,7 +27,10 @@ func pageHandler() http.Handler {
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'")
+		h.Set("Content-Security-Policy", pageCSP)
+		// Older browsers ignore frame-ancestors: no other site may frame
+		// the room (clickjacking).
+		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
