@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,46 @@ func env(name, def string) string {
 // String registers a string flag whose default comes from the environment variable envName.
 func String(fs *flag.FlagSet, p *string, name, envName, def, usage string) {
 	fs.StringVar(p, name, env(envName, def), usage+" ($"+envName+")")
+}
+
+// URL registers a connection-URL flag like String. Its default (often from
+// the environment, where a Secret puts it) is shown by -h with the password
+// masked: help output ends up in terminals, tickets and logs.
+func URL(fs *flag.FlagSet, p *string, name, envName, def, usage string) {
+	*p = env(envName, def)
+	fs.Var((*urlValue)(p), name, usage+" ($"+envName+")")
+}
+
+// urlValue is a string flag whose String, which flag uses for -h, redacts.
+type urlValue string
+
+func (u *urlValue) Set(s string) error { *u = urlValue(s); return nil }
+
+func (u *urlValue) String() string {
+	if u == nil {
+		return ""
+	}
+	return Redact(string(*u))
+}
+
+// dsnPassword finds password=... in a key=value connection string.
+var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
+
+// Redact masks the password of a connection URL ("postgres://u:xxxxx@h/db")
+// or of a key=value connection string ("password=xxxxx"), for printing.
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Host != "" {
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return dsnPassword.ReplaceAllString(raw, "${1}xxxxx")
 }
 
 // Int registers an int flag whose default comes from the environment variable envName.
@@ -108,9 +150,9 @@ type Common struct {
 
 // RegisterCommon registers the shared settings on fs.
 func RegisterCommon(fs *flag.FlagSet, c *Common) {
-	String(fs, &c.DatabaseURL, "database-url", "CHATR_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres connection URL")
+	URL(fs, &c.DatabaseURL, "database-url", "CHATR_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres connection URL")
 	String(fs, &c.Schema, "db-schema", "CHATR_DB_SCHEMA", "chatr", "Postgres schema of this room (also prefixes its Redis keys)")
-	String(fs, &c.RedisURL, "redis-url", "CHATR_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
+	URL(fs, &c.RedisURL, "redis-url", "CHATR_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
 	String(fs, &c.Listen, "listen", "CHATR_LISTEN", "127.0.0.1:8080", "address to serve on")
 	String(fs, &c.AdminListen, "admin-listen", "CHATR_ADMIN_LISTEN", "", "separate address for /healthz, /readyz and /metrics (empty: the main address)")
 	String(fs, &c.TrustedProxies, "trusted-proxies", "CHATR_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted")
