@@ -85,9 +85,24 @@ func New(o Options) (*Client, error) {
 		apiKey:     o.APIKey,
 		maxBody:    o.MaxBody,
 		userAgent:  o.UserAgent,
-		http:       &http.Client{Transport: tr, Timeout: o.Timeout},
+		http: &http.Client{Transport: tr, Timeout: o.Timeout,
+			// A redirect may stay on Moltbook's own host, a few times: the
+			// API key must never be sent, nor a verification decided, by
+			// anyone else.
+			CheckRedirect: func(req *http.Request, via []*http.Request) error {
+				if req.URL.Scheme != base.Scheme || req.URL.Host != base.Host {
+					return fmt.Errorf("Moltbook redirected to %s, off its host %s", req.URL.Redacted(), base.Host)
+				}
+				if len(via) >= maxRedirects {
+					return fmt.Errorf("Moltbook redirected more than %d times", maxRedirects)
+				}
+				return nil
+			}},
 	}, nil
 }
+
+// maxRedirects is how many redirects within Moltbook's host a request follows.
+const maxRedirects = 3
 
 // Errors the caller branches on. Use errors.Is / errors.As.
 var (
