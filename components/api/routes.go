@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatr-ai/chatr/internal/bus"
+	"github.com/chatr-ai/chatr/internal/clientip"
 	"github.com/chatr-ai/chatr/internal/httpjson"
 	"github.com/chatr-ai/chatr/internal/openapi"
 	"github.com/chatr-ai/chatr/internal/ratelimit"
@@ -152,12 +153,10 @@ func (s *Server) clientKey(r *http.Request) string {
 	if !a.IsValid() {
 		return "unknown"
 	}
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return p.String()
-		}
+	if b := clientip.Bucket(a); b.Is6() {
+		return netip.PrefixFrom(b, clientip.IPv6Prefix).String()
 	}
-	return a.String()
+	return a.Unmap().String()
 }
 
 // clientAddr is for logs.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatr-ai/chatr/internal/clientip"
 	"github.com/chatr-ai/chatr/internal/httpjson"
 	"github.com/chatr-ai/chatr/internal/model"
 )
@@ -65,7 +66,8 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t transport) *con
 		httpjson.Fail(w, http.StatusServiceUnavailable, "Server is at capacity, try again")
 		return nil
 	}
-	ip := s.ips.ClientIP(r)
+	// An IPv6 client counts per /64, as at the API.
+	ip := clientip.Bucket(s.ips.ClientIP(r))
 	if ip.IsValid() && !s.lim.acquire(r.Context(), ip) {
 		s.conns.Add(-1)
 		s.met.rejected.WithLabelValues("per_ip").Inc()

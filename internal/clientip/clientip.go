@@ -118,3 +118,22 @@ func PeerAddr(remote string) netip.Addr {
 	}
 	return a.Unmap()
 }
+
+// IPv6Prefix is how many leading bits of an IPv6 address the per-client
+// limits treat as one client: a customer usually holds a whole /64 and could
+// otherwise take a fresh address for every request or stream.
+const IPv6Prefix = 64
+
+// Bucket is the address the per-client limits count a under: an IPv4
+// address itself, an IPv6 address's /64 (its first address). The API's
+// request limits and the streamers' per-IP stream cap both use it, so a
+// client is one client everywhere.
+func Bucket(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(IPv6Prefix); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}
