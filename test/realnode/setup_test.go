@@ -274,6 +274,7 @@ http {
     proxy_http_version 1.1;
     proxy_buffering off;
     proxy_request_buffering off;
+    proxy_connect_timeout 5s;   # ingress-nginx's default: a lost SYN is retried, not waited on for a minute
     proxy_read_timeout 1h;
     proxy_set_header Host $host;
     proxy_set_header Upgrade $http_upgrade;
@@ -312,9 +313,10 @@ func (n *node) startIngress(t *testing.T, cl client.Client, ns, name string) str
 	// Both backends answer through nginx: the page (streamers) and the
 	// agent list (API). kube-proxy may program a Service's rules a moment
 	// after its pods turn Ready.
-	must(t, n.waitFor("nginx serving the room's page and API", 60*time.Second, func() error {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	must(t, n.waitFor("nginx serving the room's page and API", 90*time.Second, func() error {
 		for _, path := range []string{"/", "/api/agents"} {
-			resp, err := http.Get(base + path)
+			resp, err := hc.Get(base + path)
 			if err != nil {
 				return err
 			}
