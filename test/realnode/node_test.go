@@ -64,6 +64,10 @@ type node struct {
 
 	procs map[string]*proc
 	order []string // start order, for teardown in reverse
+
+	// netnsBefore are the network namespaces named in /run/netns before the
+	// node started: the pods' (cni-*) that appear later are this node's.
+	netnsBefore map[string]bool
 }
 
 // proc is one daemon the node runs, its output in logs/<name>.log.
@@ -90,6 +94,12 @@ func startNode(t *testing.T, assets string) *node {
 		hostIP: fmt.Sprintf("172.31.%d.1", octet),
 		nodeIP: fmt.Sprintf("172.31.%d.2", octet),
 		procs:  map[string]*proc{},
+	}
+	n.netnsBefore = map[string]bool{}
+	if ents, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range ents {
+			n.netnsBefore[e.Name()] = true
+		}
 	}
 	dir, err := os.MkdirTemp("", "chatr-realnode-")
 	if err != nil {
@@ -625,6 +635,17 @@ func (n *node) teardown() {
 		}
 	}
 	unmountUnder(n.dir)
+	// containerd pins each pod's network namespace under /run/netns/cni-*;
+	// killed sandboxes leave them: delete the ones that appeared during the run.
+	if ents, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "cni-") && !n.netnsBefore[e.Name()] {
+				if _, err := run("ip", "netns", "del", e.Name()); err != nil {
+					t.Logf("teardown: %v", err)
+				}
+			}
+		}
+	}
 	// The kubelet links every container's log into /var/log/containers (a
 	// fixed path); remove the links that point into this node's state.
 	if links, err := filepath.Glob("/var/log/containers/*.log"); err == nil {
