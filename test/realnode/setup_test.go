@@ -35,6 +35,7 @@ import (
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
 	"github.com/chatr-ai/chatr/internal/fakemoltbook"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 var metav1GetOptions = metav1.GetOptions{}
@@ -108,19 +109,15 @@ func newClient(t *testing.T, n *node) client.Client {
 	return cl
 }
 
-// eventually polls f until it returns nil or timeout passes.
+// eventually is testenv.Poll that fails the test on timeout and returns how
+// long the condition took: the figures the run prints.
 func eventually(t *testing.T, what string, timeout time.Duration, f func() error) time.Duration {
 	t.Helper()
 	start := time.Now()
-	var last error
-	for time.Since(start) < timeout {
-		if last = f(); last == nil {
-			return time.Since(start)
-		}
-		time.Sleep(250 * time.Millisecond)
+	if err := testenv.Poll(context.Background(), timeout, f); err != nil {
+		t.Fatalf("%s: not within %s: %v", what, timeout, err)
 	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, last)
-	return 0
+	return time.Since(start)
 }
 
 // helm runs the pinned helm against the node.
