@@ -49,6 +49,11 @@ type conn struct {
 	dirty      bool
 	added      bool   // the shard has taken it (evAdd)
 	sh         *shard // set by attach, never changed
+	// wid is the connection's id in its shard's peer watch (0: not watched).
+	wid uint64
+	// spectator marks a stream that asked for the spectator events
+	// (?spectator=1): the named room event goes to these only.
+	spectator bool
 }
 
 // evKind is what a shard is asked to do.
@@ -61,6 +66,7 @@ const (
 	evClose               // close one connection gracefully
 	evDrop                // drop one connection now
 	evDrain               // close n connections gracefully (all when n < 0)
+	evPeer                // the peer watch saw connection wid close (gone) or half-close
 )
 
 type event struct {
@@ -69,6 +75,8 @@ type event struct {
 	c      *conn
 	n      int
 	reason string
+	wid    uint64
+	gone   bool
 }
 
 type shard struct {
@@ -98,6 +106,11 @@ type shard struct {
 	closed bool
 	// n counts the shard's streams, for Drain to spread its closes.
 	n atomic.Int64
+	// watch reports SSE sockets whose client closed (nil: not available);
+	// watched maps its ids to the connections.
+	watch   *peerWatch
+	watched map[uint64]*conn
+	nextWID uint64
 }
 
 // hub is the set of shards plus the recent-message ring they are fed from.
@@ -121,6 +134,7 @@ func newHub(s *Server, shards, ringSize int) *hub {
 	h := &hub{s: s, ring: newRing(ringSize), stop: make(chan struct{})}
 	for i := 0; i < shards; i++ {
 		sh := &shard{h: h, wake: make(chan struct{}, 1), stuck: map[*conn]struct{}{},
+			watch: newPeerWatch(), watched: map[uint64]*conn{},
 			wheel: make([][]*conn, pingSlots(s.cfg.PingInterval)),
 			iov:   make([]iovec, 0, maxIov), bufs: make([][]byte, 0, maxIov)}
 		h.shards = append(h.shards, sh)
@@ -142,6 +156,9 @@ func (h *hub) start() {
 			defer h.wg.Done()
 			sh.run(h.stop)
 		}()
+		if sh.watch != nil {
+			go sh.watch.run(sh.postPeers)
+		}
 	}
 }
 
@@ -250,6 +267,23 @@ func (sh *shard) post(ev event) bool {
 	return true
 }
 
+// postPeers queues what the peer watch saw, in one go.
+func (sh *shard) postPeers(ids []uint64, gone []bool) {
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return
+	}
+	for i, id := range ids {
+		sh.inbox = append(sh.inbox, event{kind: evPeer, wid: id, gone: gone[i]})
+	}
+	sh.mu.Unlock()
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+}
+
 // stuckRetry is how soon a writer retries sockets whose buffers were full.
 const stuckRetry = 10 * time.Millisecond
 
@@ -283,6 +317,9 @@ func (sh *shard) run(stop <-chan struct{}) {
 			}
 			for _, c := range sh.conns {
 				sh.drop(c, reasonShutdown)
+			}
+			if sh.watch != nil {
+				sh.watch.stop()
 			}
 			return
 		}
@@ -393,7 +430,22 @@ func (sh *shard) handle(ev *event) {
 		sh.slot = (sh.slot + 1) % len(sh.wheel)
 		sh.wheel[sh.slot] = append(sh.wheel[sh.slot], c)
 		sh.n.Add(1)
+		sh.watchPeer(c)
 		sh.markDirty(c)
+	case evPeer:
+		c := sh.watched[ev.wid]
+		if c == nil || !sh.owns(c) {
+			break
+		}
+		if ev.gone {
+			sh.drop(c, reasonGone)
+			break
+		}
+		// A FIN: the client closed, or only shut its sending half and
+		// still reads. A ping tells them apart: a closed socket answers it
+		// with a reset, which the watch reports as gone; a reader just
+		// gets a ping.
+		sh.enqueue(c, pingFrame)
 	case evSend:
 		if sh.owns(ev.c) {
 			sh.enqueue(ev.c, ev.f)
@@ -420,6 +472,21 @@ func (sh *shard) handle(ev *event) {
 				n--
 			}
 		}
+	}
+}
+
+// watchPeer adds an SSE connection's socket to the shard's peer watch, so
+// that its slot is released as soon as the client closes rather than at the
+// next write to it (up to a ping interval and more later). WebSocket
+// connections need none: their reader goroutine sees the close.
+func (sh *shard) watchPeer(c *conn) {
+	if sh.watch == nil || c.fd < 0 || c.t == wsText {
+		return
+	}
+	sh.nextWID++
+	if sh.watch.add(c.fd, sh.nextWID) {
+		c.wid = sh.nextWID
+		sh.watched[c.wid] = c
 	}
 }
 
@@ -614,6 +681,10 @@ func (sh *shard) drop(c *conn, reason string) {
 		c.queue[i] = nil
 	}
 	c.queue = nil
+	if c.wid != 0 {
+		sh.watch.remove(c.fd)
+		delete(sh.watched, c.wid)
+	}
 	_ = c.nc.Close()
 	sh.h.s.closed(c, reason)
 }
