@@ -32,6 +32,8 @@ type frame struct {
 	// live marks a message frame, the only kind the fan-out latency and the
 	// deliveries metric count.
 	live bool
+	// spectator marks a frame only spectator streams get (spectator.go).
+	spectator bool
 	// sse is the event as an HTTP chunk: "<hex>\r\n" + event + "\r\n";
 	// sse[rawOff:len(sse)-2] is the bare event for close-delimited streams.
 	// Nil when the frame has no SSE form.

@@ -124,6 +124,7 @@ type hub struct {
 	ring    *ring
 	history *frame // cached history event; nil when a message made it stale
 	stats   *frame // latest stats event
+	room    *frame // latest room event (spectator streams)
 	shards  []*shard
 	next    atomic.Uint32
 	stop    chan struct{}
@@ -195,6 +196,23 @@ func (h *hub) setStats(f *frame, broadcast bool) {
 	h.mu.Unlock()
 }
 
+// setRoom records the latest room event and sends it to the spectator streams.
+func (h *hub) setRoom(f *frame) {
+	h.mu.Lock()
+	h.room = f
+	for _, sh := range h.shards {
+		sh.post(event{kind: evFrame, f: f})
+	}
+	h.mu.Unlock()
+}
+
+// hasRoom reports whether a room event has been built.
+func (h *hub) hasRoom() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.room != nil
+}
+
 // historyLocked returns the history event of the last 100 messages, built
 // once per new message however many clients connect.
 func (h *hub) historyLocked() *frame {
@@ -234,6 +252,9 @@ func (h *hub) attach(c *conn, resume bool, since int64, older []*frame, olderTo 
 	}
 	if h.stats != nil {
 		backlog = append(backlog, h.stats)
+	}
+	if c.spectator && h.room != nil {
+		backlog = append(backlog, h.room)
 	}
 	for _, f := range backlog {
 		if b := f.bytes(c.t); b != nil {
@@ -405,7 +426,7 @@ func (sh *shard) handle(ev *event) {
 		}
 		for k := range conns {
 			c := conns[(start+k)%len(conns)]
-			if c.closed {
+			if c.closed || f.spectator && !c.spectator {
 				continue
 			}
 			if f.live {

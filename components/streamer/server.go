@@ -54,7 +54,11 @@ type Server struct {
 	ws   websocket.Upgrader
 
 	// conns counts open streams (the per-pod cap and the autoscaler's figure).
-	conns    atomic.Int64
+	conns atomic.Int64
+	// spectators counts the open streams that asked for the room event.
+	spectators atomic.Int64
+	// agents is the stats loop's cache for the room event (spectator.go).
+	agents   agentCache
 	draining atomic.Bool
 	warm     atomic.Bool
 	// pgResumes bounds concurrent resumes served from Postgres.
@@ -202,8 +206,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 // statsRefresh is how often the stats a new stream receives on connect are
 // refreshed between two broadcasts, so that a newcomer never sees figures
-// much older than this.
-const statsRefresh = 2 * time.Second
+// much older than this; it is also how often the spectators' room event is
+// checked for changes.
+const statsRefresh = time.Second
 
 // statsLoop sends the stats event every StatsInterval, and refreshes the
 // figures new streams get on connect more often. The figures come from the
@@ -240,12 +245,17 @@ func (s *Server) refreshStats(ctx context.Context, broadcast bool) error {
 	if err != nil {
 		return err
 	}
-	online, err := s.pres.Count(ctx, time.Now())
+	now := time.Now()
+	online, err := s.pres.Count(ctx, now)
 	if err != nil {
 		s.met.redisErrors.Inc()
 		online = 0
 	}
-	s.hub.setStats(statsFrame(model.Stats{TotalAgents: c.TotalAgents, OnlineAgents: online, TotalMessages: c.TotalMessages}), broadcast)
+	stats := model.Stats{TotalAgents: c.TotalAgents, OnlineAgents: online, TotalMessages: c.TotalMessages}
+	if s.spectators.Load() > 0 {
+		stats = s.refreshRoom(ctx, stats, now)
+	}
+	s.hub.setStats(statsFrame(stats), broadcast)
 	s.noteRoomLast(c.LastMessageID)
 	if s.feed != nil {
 		s.feed.noteLast(c.LastMessageID)
@@ -348,6 +358,9 @@ func (s *Server) closeClients() {
 // closed accounts for a stream that ended.
 func (s *Server) closed(c *conn, reason string) {
 	s.conns.Add(-1)
+	if c.spectator {
+		s.spectators.Add(-1)
+	}
 	s.met.connections.WithLabelValues(c.t.String()).Dec()
 	s.met.disconnects.WithLabelValues(reason).Inc()
 	if c.ip.IsValid() {

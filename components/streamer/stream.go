@@ -75,7 +75,11 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t transport) *con
 		return nil
 	}
 	s.met.connections.WithLabelValues(t.String()).Inc()
-	return &conn{ip: ip, t: t, fd: -1}
+	c := &conn{ip: ip, t: t, fd: -1, spectator: spectatorParam(r)}
+	if c.spectator {
+		s.spectators.Add(1)
+	}
+	return c
 }
 
 // serveSSE answers GET /api/stream.
