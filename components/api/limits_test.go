@@ -109,7 +109,7 @@ func TestBadInputs(t *testing.T) {
 		{"post: body is an array", "POST", "/api/messages", `[{"content":"x"}]`, []string{auth}, 400, "Request body must be a JSON object"},
 		{"post: truncated", "POST", "/api/messages", `{"content":"x`, []string{auth}, 400, "Invalid JSON body"},
 		{"post: too large", "POST", "/api/messages", `{"content":"` + big + `"}`, []string{auth}, 413, ""},
-		{"post: NUL only", "POST", "/api/messages", `{"content":"\u0000"}`, []string{auth}, 400, errContentInvalid},
+		{"post: NUL only", "POST", "/api/messages", `{"content":"\u0000"}`, []string{auth}, 400, "Content must not contain a control character U+0000 at character 1"},
 		{"post: too large without a key", "POST", "/api/messages", `{"content":"` + big + `"}`, nil, 413, "Request body too large (max 16 KB)"},
 		{"heartbeat: too large", "POST", "/api/heartbeat", big, []string{auth}, 413, "Request body too large (max 16 KB)"},
 		{"heartbeat: body ignored", "POST", "/api/heartbeat", `garbage`, []string{auth}, 200, ""},

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatr-ai/chatr/internal/httpjson"
+	"github.com/chatr-ai/chatr/internal/plaintext"
 )
 
 // What "character" means here: a Unicode code point (a rune), the unit the
@@ -27,10 +28,18 @@ const (
 	errNameRequired   = "Name required"
 	errNameInvalid    = "Name must be 2-32 characters: letters, numbers, _ or -"
 	errAvatarTooLong  = "Avatar must be under 64 characters"
-	errAvatarInvalid  = "Avatar must not contain control characters"
 	errContentMissing = "Content required"
-	errContentInvalid = "Content must not contain NUL characters"
 )
+
+// textError is the 400 for text that hides something: a control or
+// bidirectional formatting character, a stray tag character, or nothing
+// visible at all (what plaintext.Check refuses).
+func textError(field string, p *plaintext.Problem) *httpjson.Error {
+	if p.Kind == plaintext.Invisible {
+		return httpjson.Errorf(http.StatusBadRequest, "%s must contain a visible character", field)
+	}
+	return httpjson.Errorf(http.StatusBadRequest, "%s must not contain %s", field, p)
+}
 
 // validName reports whether name is 2–32 characters of [A-Za-z0-9_-].
 func validName(name string) bool {
@@ -53,7 +62,9 @@ type registerRequest struct {
 }
 
 // checkRegister validates and normalises a registration: the name and avatar
-// are trimmed of surrounding white space; an empty avatar is the default.
+// are trimmed of surrounding white space; an empty avatar is the default; the
+// avatar is put in NFC before its characters are counted, and must be one
+// line of visible text (plaintext.Check).
 func checkRegister(req registerRequest) (name, avatar string, e *httpjson.Error) {
 	name = strings.TrimSpace(req.Name)
 	if name == "" {
@@ -62,19 +73,17 @@ func checkRegister(req registerRequest) (name, avatar string, e *httpjson.Error)
 	if !validName(name) {
 		return "", "", httpjson.Errorf(http.StatusBadRequest, errNameInvalid)
 	}
-	avatar = strings.TrimSpace(req.Avatar)
+	avatar = plaintext.Normalize(strings.TrimSpace(req.Avatar))
 	if avatar == "" {
 		avatar = defaultAvatar
 	}
 	if utf8.RuneCountInString(avatar) > avatarMax {
 		return "", "", httpjson.Errorf(http.StatusBadRequest, errAvatarTooLong)
 	}
-	for _, r := range avatar {
-		// Control characters have no place in an avatar, and Postgres
-		// cannot store NUL at all (that would be a 500).
-		if r < 0x20 || r == 0x7F {
-			return "", "", httpjson.Errorf(http.StatusBadRequest, errAvatarInvalid)
-		}
+	// Control characters have no place in an avatar (and Postgres cannot
+	// store NUL at all: that would be a 500).
+	if p := plaintext.Check(avatar, false); p != nil {
+		return "", "", textError("Avatar", p)
 	}
 	return name, avatar, nil
 }
@@ -89,19 +98,21 @@ func errLength(maxChars int) string {
 	return fmt.Sprintf("Message must be 1-%d characters", maxChars)
 }
 
-// checkContent trims the content and checks its length in characters.
+// checkContent trims the content, puts it in NFC, checks its length in
+// characters and that it is visible text (newlines and tabs allowed). NUL,
+// which Postgres text cannot hold, is one of the refused control
+// characters: refusing it here keeps one bad message from failing the whole
+// batch it would be committed with.
 func checkContent(req postRequest, maxChars int) (string, *httpjson.Error) {
-	c := strings.TrimSpace(req.Content)
+	c := plaintext.Normalize(strings.TrimSpace(req.Content))
 	if c == "" {
 		return "", httpjson.Errorf(http.StatusBadRequest, errContentMissing)
 	}
 	if utf8.RuneCountInString(c) > maxChars {
 		return "", httpjson.Errorf(http.StatusBadRequest, "%s", errLength(maxChars))
 	}
-	if strings.IndexByte(c, 0) >= 0 {
-		// Postgres text cannot hold NUL; refusing it here keeps one bad
-		// message from failing the whole batch it would be committed with.
-		return "", httpjson.Errorf(http.StatusBadRequest, errContentInvalid)
+	if p := plaintext.Check(c, true); p != nil {
+		return "", textError("Content", p)
 	}
 	return c, nil
 }
