@@ -426,10 +426,7 @@ func replicasOf(d *appsv1.Deployment) int32 {
 // stateOf returns the autoscaler's state from the room's status (zero for a
 // room never evaluated).
 func stateOf(room *chatrv1.ChatRoom) autoscale.State {
-	if room.Status.Autoscaler == nil {
-		return autoscale.State{}
-	}
-	return *room.Status.Autoscaler.DeepCopy()
+	return stateFromStatus(room.Status.Autoscaler)
 }
 
 // SetupWithManager registers the autoscaler. It watches rooms for spec

@@ -66,8 +66,7 @@ func autoscalerStatus(room *chatrv1.ChatRoom, in autoscale.Input, res autoscale.
 		// computed value equal, so an unchanged time never causes a write.
 		st.LastScaleTime = &metav1.Time{Time: t.Truncate(time.Second)}
 	}
-	state := res.State
-	st.Autoscaler = &state
+	st.Autoscaler = statusFromState(res.State)
 
 	now := metav1.NewTime(in.Now.Truncate(time.Second))
 	for _, c := range []struct {
@@ -122,8 +121,8 @@ func autoscalerStatusChanged(old, new *chatrv1.ChatRoomStatus) bool {
 }
 
 // equalState compares two states, an absent one and an empty one alike.
-func equalState(a, b *autoscale.State) bool {
-	var x, y autoscale.State
+func equalState(a, b *chatrv1.AutoscalerState) bool {
+	var x, y chatrv1.AutoscalerState
 	if a != nil {
 		x = *a
 	}
@@ -132,6 +131,35 @@ func equalState(a, b *autoscale.State) bool {
 	}
 	return x.LastScaleUnixMilli == y.LastScaleUnixMilli &&
 		slices.Equal(x.Recommendations, y.Recommendations) && slices.Equal(x.ScaleEvents, y.ScaleEvents)
+}
+
+// stateFromStatus converts the state the status keeps to the algorithm's
+// (the zero state for a room never evaluated), sharing no memory with it.
+func stateFromStatus(st *chatrv1.AutoscalerState) autoscale.State {
+	if st == nil {
+		return autoscale.State{}
+	}
+	out := autoscale.State{LastScaleUnixMilli: st.LastScaleUnixMilli}
+	for _, r := range st.Recommendations {
+		out.Recommendations = append(out.Recommendations, autoscale.Recommendation{UnixMilli: r.UnixMilli, Replicas: r.Replicas})
+	}
+	for _, e := range st.ScaleEvents {
+		out.ScaleEvents = append(out.ScaleEvents, autoscale.ScaleEvent{UnixMilli: e.UnixMilli, Change: e.Change})
+	}
+	return out
+}
+
+// statusFromState converts the algorithm's state to the form the status
+// keeps, sharing no memory with it.
+func statusFromState(s autoscale.State) *chatrv1.AutoscalerState {
+	out := &chatrv1.AutoscalerState{LastScaleUnixMilli: s.LastScaleUnixMilli}
+	for _, r := range s.Recommendations {
+		out.Recommendations = append(out.Recommendations, chatrv1.ScaleRecommendation{UnixMilli: r.UnixMilli, Replicas: r.Replicas})
+	}
+	for _, e := range s.ScaleEvents {
+		out.ScaleEvents = append(out.ScaleEvents, chatrv1.ScaleEvent{UnixMilli: e.UnixMilli, Change: e.Change})
+	}
+	return out
 }
 
 // equalPtr compares two optional values.

@@ -84,7 +84,7 @@ func TestAutoscalerStatus(t *testing.T) {
 	// although the count and the message differ.
 	room.Status = *st
 	pods[0].Connections = 75
-	in2 := autoscale.Input{Replicas: 2, Pods: pods, State: *st.Autoscaler, Now: now.Add(2 * time.Second)}
+	in2 := autoscale.Input{Replicas: 2, Pods: pods, State: stateFromStatus(st.Autoscaler), Now: now.Add(2 * time.Second)}
 	st2 := autoscalerStatus(room, in2, autoscale.Decide(autoscale.DefaultPolicy(), in2))
 	if *st2.Connections != 75 || autoscalerStatusChanged(&room.Status, st2) {
 		t.Errorf("connections %d, changed %v: a new count alone must not cause a write", *st2.Connections, autoscalerStatusChanged(&room.Status, st2))
@@ -118,7 +118,7 @@ func TestAutoscalerStatusChanged(t *testing.T) {
 		st := &chatrv1.ChatRoomStatus{
 			Connections: ptr(int64(10)), CurrentStreamers: ptr(int32(2)), DesiredStreamers: ptr(int32(2)),
 			LastScaleTime: &metav1.Time{Time: time.Unix(1000, 0)},
-			Autoscaler:    &autoscale.State{Recommendations: []autoscale.Recommendation{{UnixMilli: 1, Replicas: 2}}},
+			Autoscaler:    &chatrv1.AutoscalerState{Recommendations: []chatrv1.ScaleRecommendation{{UnixMilli: 1, Replicas: 2}}},
 		}
 		for _, typ := range []string{chatrv1.ConditionScalingActive, chatrv1.ConditionScalingLimited} {
 			meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: metav1.ConditionTrue, Reason: "R", Message: "m", ObservedGeneration: 1})
@@ -134,7 +134,7 @@ func TestAutoscalerStatusChanged(t *testing.T) {
 		{"connections", func(s *chatrv1.ChatRoomStatus) { s.Connections = ptr(int64(11)) }, false},
 		{"a message", func(s *chatrv1.ChatRoomStatus) { s.Conditions[0].Message = "other" }, false},
 		{"the ChatRoom reconciler's fields", func(s *chatrv1.ChatRoomStatus) { s.Streamers = "1/2" }, false},
-		{"empty state lists", func(s *chatrv1.ChatRoomStatus) { s.Autoscaler.ScaleEvents = []autoscale.ScaleEvent{} }, false},
+		{"empty state lists", func(s *chatrv1.ChatRoomStatus) { s.Autoscaler.ScaleEvents = []chatrv1.ScaleEvent{} }, false},
 		{"desired", func(s *chatrv1.ChatRoomStatus) { s.DesiredStreamers = ptr(int32(3)) }, true},
 		{"current", func(s *chatrv1.ChatRoomStatus) { s.CurrentStreamers = nil }, true},
 		{"first count", func(s *chatrv1.ChatRoomStatus) { s.Connections = nil }, true},

@@ -4,8 +4,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/chatr-ai/chatr/internal/autoscale"
 )
 
 // The markers below are the whole validation of a ChatRoom: every rule that
@@ -702,10 +700,54 @@ type Endpoints struct {
 	Streamer string `json:"streamer,omitempty"`
 }
 
-// ChatRoomStatus is what the operator observed. The ChatRoom reconciler
-// writes every field except connections, currentStreamers, desiredStreamers,
+// AutoscalerState is the streamer autoscaler's memory between evaluations,
+// as the status keeps it: its recent recommendations (for the stabilization
+// windows) and scale events (for the rate limits), times in Unix
+// milliseconds. The autoscaler converts it to and from its algorithm's own
+// state (internal/autoscale); this is the stored form, and only its fields
+// reach the schema.
+type AutoscalerState struct {
+	// recommendations are recent recommendations, oldest first.
+	// +listType=atomic
+	// +optional
+	Recommendations []ScaleRecommendation `json:"recommendations,omitempty"`
+	// scaleEvents are the replica changes of the last rate-limit period, oldest first.
+	// +listType=atomic
+	// +optional
+	ScaleEvents []ScaleEvent `json:"scaleEvents,omitempty"`
+	// lastScaleUnixMilli is when the replicas last changed; 0 means never.
+	// +optional
+	LastScaleUnixMilli int64 `json:"lastScaleUnixMilli,omitempty"`
+}
+
+// ScaleRecommendation is one recommendation of the autoscaler (before
+// stabilization) and when it was made.
+type ScaleRecommendation struct {
+	// unixMilli is when the recommendation was made.
+	// +required
+	UnixMilli int64 `json:"unixMilli"`
+	// replicas is the recommended number of streamer pods.
+	// +required
+	Replicas int32 `json:"replicas"`
+}
+
+// ScaleEvent is one change of the streamer replicas and when it was made.
+type ScaleEvent struct {
+	// unixMilli is when the replicas changed.
+	// +required
+	UnixMilli int64 `json:"unixMilli"`
+	// change is the number of pods added (positive) or removed (negative).
+	// +required
+	Change int32 `json:"change"`
+}
+
+// ChatRoomStatus is what the operator observed. Each field has one owner,
+// which writes it with server-side apply under a field manager of its own
+// and never sends the other's fields. The streamer autoscaler
+// (chatr-autoscaler) owns connections, currentStreamers, desiredStreamers,
 // lastScaleTime, autoscaler and the ScalingActive and ScalingLimited
-// conditions, which belong to the streamer autoscaler.
+// conditions; the ChatRoom reconciler (chatr-operator) owns every other
+// field and condition.
 type ChatRoomStatus struct {
 	// observedGeneration is the generation of the spec the status describes.
 	// +optional
@@ -760,7 +802,7 @@ type ChatRoomStatus struct {
 	// the status lets a new operator leader decide exactly as the old one
 	// would have.
 	// +optional
-	Autoscaler *autoscale.State `json:"autoscaler,omitempty"`
+	Autoscaler *AutoscalerState `json:"autoscaler,omitempty"`
 
 	// postgresSchema is the schema in use: spec.postgres.schema, or the one
 	// derived from the room's namespace and name.

@@ -5,12 +5,12 @@ import (
 	"time"
 )
 
-// State is the autoscaler's memory between evaluations. It lives in the
-// ChatRoom status so that a new operator leader keeps the stabilization
-// windows and rate limits of the old one. It stays small: only entries that
-// can still change a future decision are kept, and both lists are capped.
-// Times are Unix milliseconds so the struct maps onto a CRD schema without
-// Kubernetes types.
+// State is the autoscaler's memory between evaluations. The operator keeps
+// it in the ChatRoom status (converted to the API's own type,
+// v1alpha1.AutoscalerState) so that a new operator leader keeps the
+// stabilization windows and rate limits of the old one. It stays small: only
+// entries that can still change a future decision are kept, and both lists
+// are capped. Times are Unix milliseconds, as the status stores them.
 type State struct {
 	// Recommendations are recent recommendations, oldest first.
 	Recommendations []Recommendation `json:"recommendations,omitempty"`
@@ -67,8 +67,7 @@ func (s State) LastScaleTime() time.Time {
 	return time.UnixMilli(s.LastScaleUnixMilli).UTC()
 }
 
-// DeepCopyInto copies s into out. It lets the CRD types embed State and
-// keep controller-gen's generated deep copies working.
+// DeepCopyInto copies s into out, sharing no memory with it.
 func (s *State) DeepCopyInto(out *State) {
 	*out = *s
 	out.Recommendations = slices.Clone(s.Recommendations)
