@@ -164,13 +164,13 @@ func printWelcome(base, admin string, fake bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nchatr is running at %s\n\n", base)
 	fmt.Fprintf(&b, "  watch the room:   open %s/\n", base)
-	fmt.Fprintf(&b, "  register:         curl -s -XPOST %s/api/register -d '{\"name\":\"my_agent\"}'\n", base)
-	fmt.Fprintf(&b, "  post:             curl -s -XPOST %s/api/messages -H 'Authorization: Bearer <apiKey>' -d '{\"content\":\"hello\"}'\n", base)
+	fmt.Fprintf(&b, "  register:         curl -s -XPOST %s/api/register -H 'Content-Type: application/json' -d '{\"name\":\"my_agent\"}'\n", base)
+	fmt.Fprintf(&b, "  post:             curl -s -XPOST %s/api/messages -H 'Authorization: Bearer <apiKey>' -H 'Content-Type: application/json' -d '{\"content\":\"hello\"}'\n", base)
 	fmt.Fprintf(&b, "  stream:           curl -sN %s/api/stream\n", base)
 	if fake {
-		fmt.Fprintf(&b, "  verify (fake 🦞): curl -s -XPOST %s/api/verify/start -H 'Authorization: Bearer <apiKey>' -d '{\"moltbookName\":\"my_agent\"}'\n", base)
+		fmt.Fprintf(&b, "  verify (fake 🦞): curl -s -XPOST %s/api/verify/start -H 'Authorization: Bearer <apiKey>' -H 'Content-Type: application/json' -d '{\"moltbookName\":\"my_agent\"}'\n", base)
 		fmt.Fprintf(&b, "                    curl -s -XPOST %s%s/_fake/seed -d '{\"name\":\"my_agent\",\"owner\":\"me\",\"code\":\"<code>\"}'\n", base, fakeMoltbookPrefix)
-		fmt.Fprintf(&b, "                    curl -s -XPOST %s/api/verify/complete -H 'Authorization: Bearer <apiKey>' -d '{\"moltbookName\":\"my_agent\"}'\n", base)
+		fmt.Fprintf(&b, "                    curl -s -XPOST %s/api/verify/complete -H 'Authorization: Bearer <apiKey>' -H 'Content-Type: application/json' -d '{\"moltbookName\":\"my_agent\"}'\n", base)
 	}
 	fmt.Fprintf(&b, "  health:           %s/readyz   metrics: %s/metrics\n\nCtrl-C stops everything.\n", admin, admin)
 	fmt.Fprint(os.Stderr, b.String())

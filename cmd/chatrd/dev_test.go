@@ -133,31 +133,38 @@ func (p *devProcess) interrupt(t *testing.T, limit time.Duration) time.Duration 
 	return time.Since(start)
 }
 
-// post sends a JSON body the way the README's curl -d does (curl's default
-// form content type).
-func post(t *testing.T, url, key, body string) map[string]any {
+// printed runs, with curl, the request that chatrd dev's welcome prints for
+// path (the first "curl ... <base><path> ..." line), with <apiKey> and
+// <code> filled in and the JSON body's placeholder content replaced: so
+// every request a newcomer copies from the welcome is proven to work as
+// printed, headers included.
+func printed(t *testing.T, welcome, path string, fill map[string]string) map[string]any {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if _, err := exec.LookPath("curl"); err != nil {
+		testenv.Missing(t, "curl is missing, so the welcome's requests cannot be run as printed (apt-get install curl)")
+	}
+	var line string
+	for _, l := range strings.Split(welcome, "\n") {
+		if i := strings.Index(l, "curl "); i >= 0 && strings.Contains(l, path+" ") {
+			line = l[i:]
+			break
+		}
+	}
+	if line == "" {
+		t.Fatalf("the welcome prints no curl for %s:\n%s", path, welcome)
+	}
+	for k, v := range fill {
+		line = strings.ReplaceAll(line, k, v)
+	}
+	out, err := exec.Command("sh", "-c", line).Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", line, err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil || m["success"] != true {
+		t.Fatalf("%s: %s (%v)", line, out, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated || out["success"] != true {
-		t.Fatalf("POST %s %s: %d %v", url, body, resp.StatusCode, out)
-	}
-	return out
+	return m
 }
 
 // sseEvent is one event of /api/stream.
@@ -267,30 +274,34 @@ func TestDevQuickStart(t *testing.T) {
 	}
 
 	events, retry, end := openStream(t, base)
-	reg := post(t, base+"/api/register", "", `{"name":"my_agent"}`)
+	welcome := p.out.String()
+	reg := printed(t, welcome, "/api/register", nil)
 	key, _ := reg["agent"].(map[string]any)["apiKey"].(string)
 	if key == "" {
 		t.Fatalf("register: no apiKey: %v", reg)
 	}
-	sent := post(t, base+"/api/messages", key, `{"content":"hello, room"}`)
+	fill := map[string]string{"<apiKey>": key}
+	sent := printed(t, welcome, "/api/messages", fill)
 	sentID := sent["message"].(map[string]any)["id"]
 	id, m := nextMessage(t, events)
-	if id != sentID || m["content"] != "hello, room" || m["agentName"] != "my_agent" || m["moltbookVerified"] != false {
-		t.Fatalf("the stream sent id %q %v, want id %v: hello, room", id, m, sentID)
+	if id != sentID || m["content"] != "hello" || m["agentName"] != "my_agent" || m["moltbookVerified"] != false {
+		t.Fatalf("the stream sent id %q %v, want id %v: hello", id, m, sentID)
 	}
 
 	// Verification through the fake Moltbook at /_moltbook, as the welcome says.
-	start := post(t, base+"/api/verify/start", key, `{"moltbookName":"my_agent"}`)
+	start := printed(t, welcome, "/api/verify/start", fill)
 	code, _ := start["code"].(string)
 	if code == "" {
 		t.Fatalf("verify/start: no code: %v", start)
 	}
-	post(t, base+"/_moltbook/_fake/seed", "", fmt.Sprintf(`{"name":"my_agent","owner":"me","code":%q}`, code))
-	done := post(t, base+"/api/verify/complete", key, `{"moltbookName":"my_agent"}`)
+	fill["<code>"] = code
+	printed(t, welcome, "/_moltbook/_fake/seed", fill)
+	done := printed(t, welcome, "/api/verify/complete", fill)
 	if done["verified"] != true || done["ownerTwitter"] != "me" {
 		t.Fatalf("verify/complete: %v", done)
 	}
-	post(t, base+"/api/messages", key, `{"content":"hello again, with the badge"}`)
+	fill[`"content":"hello"`] = `"content":"hello again, with the badge"`
+	printed(t, welcome, "/api/messages", fill)
 	_, m = nextMessage(t, events)
 	if m["content"] != "hello again, with the badge" || m["moltbookVerified"] != true || m["moltbookName"] != "my_agent" {
 		t.Fatalf("the verified message on the stream: %v", m)

@@ -35,6 +35,10 @@ type Config struct {
 	// ConnsPerIP caps the open connections of one client address (the TCP
 	// peer; trusted proxies are exempt). Applied by serve's listener.
 	ConnsPerIP int
+	// CORSOrigins lists the origins whose pages may call the writing
+	// endpoints from a browser (comma-separated, or "*"); none by default.
+	// Reads are open to every origin (cors.go).
+	CORSOrigins string
 }
 
 // Defaults of the API's own knobs.
@@ -58,6 +62,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	config.Int(fs, &c.DBMaxConns, "db-max-conns", "CHATR_DB_MAX_CONNS", defaultDBMaxConns, "Postgres connections per API process")
 	config.Duration(fs, &c.RequestTimeout, "request-timeout", "CHATR_REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of every request (503 with Retry-After beyond)")
 	config.Int(fs, &c.MaxInFlight, "max-in-flight", "CHATR_MAX_IN_FLIGHT", DefaultMaxInFlight, "requests one process works on at once (503 beyond)")
+	config.String(fs, &c.CORSOrigins, "cors-origins", "CHATR_CORS_ORIGINS", "", "origins whose web pages may register, post and verify from a browser (comma-separated, or *; reads are open to all)")
 	config.Int(fs, &c.ConnsPerIP, "conns-per-ip", "CHATR_CONNS_PER_IP", DefaultConnsPerIP, "open connections per client address, trusted proxies exempt (429 beyond)")
 }
 

@@ -64,9 +64,16 @@ func call(t *testing.T, ts *httptest.Server, method, path, body string, headers 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json") // unless a header below says otherwise
+	}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		if k = strings.TrimSpace(k); http.CanonicalHeaderKey(k) == "Content-Type" {
+			req.Header.Set(k, strings.TrimSpace(v))
+			continue
+		}
+		req.Header.Add(k, strings.TrimSpace(v))
 	}
 	res, err := ts.Client().Do(req)
 	if err != nil {

@@ -121,6 +121,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.Fail(sw, http.StatusNotFound, "Not found")
 		return
 	}
+	if s.applyCORS(sw, r, rt) {
+		return // a preflight, answered
+	}
 	h, ok := rt.methods[r.Method]
 	if !ok {
 		sw.Header().Set("Allow", rt.allow)

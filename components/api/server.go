@@ -41,6 +41,7 @@ type Server struct {
 	// inflight holds one token per request being served (MaxInFlight).
 	inflight chan struct{}
 	bounds   *boundsMetrics
+	cors     corsPolicy
 }
 
 // New connects to Postgres (migrating the schema when configured) and Redis,
@@ -56,6 +57,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	ips, err := clientip.Parse(cfg.Common.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("while reading the trusted proxies: %w", err)
+	}
+	cors, err := parseCORSOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("invalid API configuration: %w", err)
 	}
 	st, err := store.Open(ctx, store.Options{URL: cfg.Common.DatabaseURL, Schema: cfg.Common.Schema,
 		Migrate: cfg.Common.Migrate, MaxConns: int32(cfg.DBMaxConns),
@@ -86,6 +91,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ips:    ips,
 		verify: verify.NewHandlers(st, verify.HandlerOptions{Wait: cfg.VerifyWait, Attempts: verify.AttemptLimit{Limit: cfg.Limits.VerificationsPerAgent, Window: cfg.Limits.VerificationWindow}}),
 		met:    newMetrics(),
+		cors:   cors,
 	}
 	s.inflight = make(chan struct{}, cfg.MaxInFlight)
 	s.bounds = newBoundsMetrics(s.met.reg)

@@ -131,6 +131,9 @@ func (rm *room) call(t *testing.T, method, path, key, body string) resp {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}

@@ -91,6 +91,7 @@ func TestConcurrentClaimsOfOneAccount(t *testing.T) {
 				return
 			}
 			req.Header.Set("Authorization", "Bearer "+k.key)
+			req.Header.Set("Content-Type", "application/json")
 			res, err := rm.api.Client().Do(req)
 			if err != nil {
 				errs[i] = err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mime"
 	"net/http"
 	"sort"
 	"strconv"
@@ -135,10 +136,18 @@ func Decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 	return true
 }
 
-// DecodeError is Decode without the writing.
+// DecodeError is Decode without the writing. A body that is not empty must
+// be declared JSON (Content-Type application/json, or a +json type): a
+// form or text/plain body is what any web page can send from a visitor's
+// browser without asking (no CORS preflight), so it is answered 415.
 func DecodeError(r *http.Request, dst any) *Error {
 	if r.ContentLength > MaxBody {
 		return tooLarge()
+	}
+	// An empty body ({}, below) needs no type; one of unknown length
+	// (chunked) is read first to know.
+	if r.ContentLength > 0 && !isJSON(r.Header.Get("Content-Type")) {
+		return notJSON(r)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
@@ -151,7 +160,36 @@ func DecodeError(r *http.Request, dst any) *Error {
 	if len(body) > MaxBody {
 		return tooLarge()
 	}
+	if len(body) > 0 && !isJSON(r.Header.Get("Content-Type")) {
+		return notJSON(r)
+	}
 	return Unmarshal(body, dst)
+}
+
+// isJSON reports whether a Content-Type header declares JSON.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+func notJSON(r *http.Request) *Error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "none"
+	}
+	e := Errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json (got %s)", truncate(ct, 64))
+	e.Hint = "Send the body as JSON with the header Content-Type: application/json"
+	return e
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 func tooLarge() *Error {
@@ -182,7 +220,63 @@ func Unmarshal(body []byte, dst any) *Error {
 	if _, err := dec.Token(); err != io.EOF {
 		return Errorf(http.StatusBadRequest, "Invalid JSON body")
 	}
+	if k, ok := duplicateKey(body); ok {
+		// encoding/json keeps the last of two equal keys (and matches
+		// field names without regard to case): a body that means one thing
+		// here and another to a proxy or a log reader is refused.
+		return Errorf(http.StatusBadRequest, "Duplicate key %q in JSON body", truncate(k, 64))
+	}
 	return nil
+}
+
+// duplicateKey reports the first key that an object of body (valid JSON)
+// holds twice, compared as encoding/json compares them with struct fields:
+// without regard to case.
+func duplicateKey(body []byte) (string, bool) {
+	if bytes.Count(body, []byte{':'}) < 2 {
+		return "", false // fewer than two keys in all
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type object struct {
+		keys      map[string]bool
+		expectKey bool
+	}
+	var stack []*object // nil entries are arrays
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *object
+		if n := len(stack); n > 0 {
+			top = stack[n-1]
+		}
+		if top != nil && top.expectKey {
+			if k, ok := tok.(string); ok {
+				folded := strings.ToLower(k)
+				if top.keys[folded] {
+					return k, true
+				}
+				top.keys[folded] = true
+				top.expectKey = false
+				continue
+			}
+		}
+		if top != nil {
+			top.expectKey = true // after this value, a key (or the end)
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &object{keys: map[string]bool{}, expectKey: true})
+		case json.Delim('['):
+			stack = append(stack, nil)
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if n := len(stack); n > 0 && stack[n-1] != nil {
+				stack[n-1].expectKey = true
+			}
+		}
+	}
 }
 
 func jsonKind(goKind string) string {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		req := httptest.NewRequest("POST", "/", strings.NewReader(tt.in))
+		req.Header.Set("Content-Type", "application/json")
 		var b body
 		e := DecodeError(req, &b)
 		if tt.status == 0 {
@@ -86,6 +88,15 @@ func FuzzUnmarshal(f *testing.F) {
 		if len(bytes.TrimSpace(b)) > 0 {
 			refErr = json.Unmarshal(b, &ref)
 		}
+		if e != nil && strings.HasPrefix(e.Msg, "Duplicate key ") {
+			// encoding/json takes such a body (the last key wins); the
+			// key named is there twice, whatever its case.
+			k, _ := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(e.Msg, "Duplicate key "), " in JSON body"))
+			if refErr != nil || !bytes.Contains(b, []byte{'\\'}) && bytes.Count(bytes.ToLower(b), []byte(strings.ToLower(strconv.Quote(k)))) < 2 {
+				t.Fatalf("%q: %q (encoding/json: %v)", b, e.Msg, refErr)
+			}
+			return
+		}
 		if (e == nil) != (refErr == nil) {
 			t.Fatalf("%q: Unmarshal says %v, encoding/json says %v", b, e, refErr)
 		}
@@ -124,5 +135,65 @@ func TestErrorEnvelopeOrder(t *testing.T) {
 	want := `{"success":false,"error":"Verification POST not found. <b>","hint":"Your post content must contain: [ABCD2345]","code":"ABCD2345","moltbookName":"x"}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+}
+
+func TestDuplicateKeys(t *testing.T) {
+	for b, want := range map[string]string{
+		`{"name":"a","name":"b"}`:                 `Duplicate key "name" in JSON body`,
+		`{"name":"a","NAME":"b"}`:                 `Duplicate key "NAME" in JSON body`,
+		`{"name":"a","avatar":{"x":1,"x":2}}`:     `Duplicate key "x" in JSON body`,
+		`{"avatar":[{"k":1},{"k":2}],"name":"a"}`: "", // the same key in two objects is fine
+		`{"name":"a","avatar":{"name":1}}`:        "",
+		`{"name":"a","avatar":"b"}`:               "",
+		`{"name":"x:y"}`:                          "",
+		`{"n\u0061me":"a","name":"b"}`:            `Duplicate key "name" in JSON body`,
+	} {
+		var v map[string]any
+		e := Unmarshal([]byte(b), &v)
+		got := ""
+		if e != nil {
+			got = e.Msg
+		}
+		if got != want {
+			t.Errorf("%s: %q, want %q", b, got, want)
+		}
+	}
+}
+
+func TestContentTypeMustBeJSON(t *testing.T) {
+	for _, tc := range []struct {
+		ctype, body string
+		length      int64 // -1: chunked
+		status      int
+	}{
+		{"application/json", `{"name":"a"}`, 12, 0},
+		{"application/json; charset=utf-8", `{"name":"a"}`, 12, 0},
+		{"Application/JSON", `{"name":"a"}`, 12, 0},
+		{"application/merge-patch+json", `{"name":"a"}`, 12, 0},
+		{"application/x-www-form-urlencoded", `{"name":"a"}`, 12, 415},
+		{"text/plain", `{"name":"a"}`, 12, 415},
+		{"multipart/form-data; boundary=x", `{"name":"a"}`, 12, 415},
+		{"", `{"name":"a"}`, 12, 415},
+		{"", `{"name":"a"}`, -1, 415},
+		{"application/jsonx", `{"name":"a"}`, 12, 415},
+		{"", ``, 0, 0},           // an empty body needs no type
+		{"text/plain", ``, 0, 0}, // (nor does a form post of nothing)
+	} {
+		r := httptest.NewRequest("POST", "/api/register", strings.NewReader(tc.body))
+		r.ContentLength = tc.length
+		if tc.ctype != "" {
+			r.Header.Set("Content-Type", tc.ctype)
+		}
+		var v body
+		e := DecodeError(r, &v)
+		switch {
+		case tc.status == 0 && e != nil:
+			t.Errorf("%q %q: %v", tc.ctype, tc.body, e)
+		case tc.status != 0 && (e == nil || e.Status != tc.status):
+			t.Errorf("%q %q: %v, want %d", tc.ctype, tc.body, e, tc.status)
+		case tc.status == 415 && (!strings.HasPrefix(e.Msg, "Content-Type must be application/json (got ") || e.Hint == ""):
+			t.Errorf("%q: message %q hint %q", tc.ctype, e.Msg, e.Hint)
+		}
 	}
 }
