@@ -3,7 +3,6 @@ package streamer
 import (
 	"context"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,12 +17,19 @@ import (
 // scored by expiry) is in the future; it renews it every IPHeartbeat. Counting
 // sums the live pods' fields and forgets dead pods' ones, so a crashed pod's
 // connections stop counting within IPTTL (30 s) — no key outlives its owner's
-// heartbeat for long, and nothing is scanned.
+// heartbeat for long, and nothing is scanned. Every expiry is reckoned on
+// Redis's own clock (TIME), never a pod's: a pod whose clock ran ahead would
+// otherwise take its peers for dead and drop their counts, lifting the limit.
+
+// redisNowMs is the Lua prelude that reads Redis's clock in milliseconds
+// (TIME before a write needs Redis 5 or later: effects replication).
+const redisNowMs = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
 
 // acquireScript: KEYS[1] the IP's hash, KEYS[2] the pod set; ARGV pod, limit,
-// now (ms), ttl (ms). Returns 1 when a slot was taken, 0 when the IP is full.
-var acquireScript = redis.NewScript(`
-local now = tonumber(ARGV[3])
+// ttl (ms). Returns 1 when a slot was taken, 0 when the IP is full.
+var acquireScript = redis.NewScript(redisNowMs + `
 local total = 0
 local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h, 2 do
@@ -39,9 +45,17 @@ for i = 1, #h, 2 do
 end
 if total >= tonumber(ARGV[2]) then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[4]))
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
 return 1
+`)
+
+// renewScript: KEYS[1] the pod set; ARGV pod, ttl (ms). Renews the pod's
+// liveness and drops the pods that have expired.
+var renewScript = redis.NewScript(redisNowMs + `
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+return now
 `)
 
 // releaseScript: KEYS[1] the IP's hash; ARGV pod, count.
@@ -82,7 +96,7 @@ func (l *limiter) acquire(ctx context.Context, ip netip.Addr) bool {
 	defer cancel()
 	ttl := l.s.cfg.IPTTL.Milliseconds()
 	ok, err := acquireScript.Run(ctx, l.rdb, []string{l.ipKey(ip), l.podsKey},
-		l.pod, l.limit, time.Now().UnixMilli(), ttl).Int()
+		l.pod, l.limit, ttl).Int()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
@@ -173,7 +187,6 @@ func (l *limiter) applyReleases(ctx context.Context, batch map[netip.Addr]int) {
 func (l *limiter) heartbeat(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	now := time.Now().UnixMilli()
 	ttl := l.s.cfg.IPTTL
 	l.mu.Lock()
 	counts := make(map[netip.Addr]int, len(l.local))
@@ -182,8 +195,9 @@ func (l *limiter) heartbeat(ctx context.Context) {
 	}
 	l.mu.Unlock()
 	pipe := l.rdb.Pipeline()
-	pipe.ZAdd(ctx, l.podsKey, redis.Z{Score: float64(now + ttl.Milliseconds()), Member: l.pod})
-	pipe.ZRemRangeByScore(ctx, l.podsKey, "-inf", "("+strconv.FormatInt(now, 10))
+	// EVAL, not EVALSHA: a pipeline cannot fall back when Redis lost its
+	// script cache (a restart), and the script is short.
+	renewScript.Eval(ctx, pipe, []string{l.podsKey}, l.pod, ttl.Milliseconds())
 	for ip, n := range counts {
 		k := l.ipKey(ip)
 		pipe.HSetNX(ctx, k, l.pod, n)

@@ -125,3 +125,47 @@ func TestConnectionCountReport(t *testing.T) {
 		t.Fatalf("%s still exists after Close", key)
 	}
 }
+
+// A pod's liveness in the fleet's stream count is reckoned on Redis's clock
+// (TIME), both when a stream takes a slot and at each heartbeat: its expiry
+// is Redis's now plus IPTTL. (On the pod's own clock, a pod whose clock ran
+// ahead would take its peers for dead and drop their counts.)
+func TestStreamLimitUsesRedisClock(t *testing.T) {
+	r := newRoom(t, "")
+	const ttl = 40 * time.Second
+	p := startPod(t, r, "clock", func(c *streamer.Config) {
+		c.IPTTL = ttl
+		c.IPHeartbeat = 50 * time.Millisecond
+	})
+	podsKey := bus.Key(r.schema, "streamer", "pods")
+	expiry := func() (score float64, redisNow time.Time) {
+		t.Helper()
+		ctx := context.Background()
+		sc, err := r.rdb.ZScore(ctx, podsKey, "clock").Result()
+		if err != nil {
+			return 0, time.Time{}
+		}
+		now, err := r.rdb.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc, now
+	}
+	check := func(when string) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, when, func() error {
+			sc, now := expiry()
+			if sc == 0 {
+				return fmt.Errorf("the pod has no liveness entry")
+			}
+			// Renewed at most a heartbeat ago, on Redis's clock.
+			if d := time.UnixMilli(int64(sc)).Sub(now.Add(ttl)); d > 100*time.Millisecond || d < -2*time.Second {
+				return fmt.Errorf("expiry is Redis's now + IPTTL %+v", d)
+			}
+			return nil
+		})
+	}
+	check("after the first heartbeat")
+	openSSE(t, p.url, "")
+	check("after a stream took a slot")
+}
