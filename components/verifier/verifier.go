@@ -55,7 +55,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.Common.DatabaseURL, Schema: cfg.Common.Schema, Migrate: cfg.Common.Migrate})
+	st, err := store.Open(ctx, store.Options{URL: cfg.Common.DatabaseURL, Schema: cfg.Common.Schema, Migrate: cfg.Common.Migrate,
+		ConnectTimeout: cfg.Common.DBConnectTimeout, StatementTimeout: cfg.Common.DBStatementTimeout})
 	if err != nil {
 		return nil, err
 	}

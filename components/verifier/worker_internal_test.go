@@ -1,8 +1,12 @@
 package verifier
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // The backoff doubles per attempt up to the cap, with half of it random.
@@ -40,5 +44,31 @@ func TestConfigValidate(t *testing.T) {
 		if c.Validate() == nil {
 			t.Errorf("%s: invalid configuration accepted", name)
 		}
+	}
+}
+
+// The verifier's Postgres sessions get the configured statement timeout, as
+// the API's and the streamers' do, so a frozen Postgres cannot hold a
+// worker's query (and its lease) for ever.
+func TestVerifierPostgresTimeouts(t *testing.T) {
+	cfg := Config{MoltbookRPM: 100, MoltbookTimeout: 10 * time.Second, MaxAttempts: 8, PostAttempts: 3, Lease: time.Minute,
+		PollInterval: 5 * time.Second, Concurrency: 4, BackoffBase: 2 * time.Second, BackoffMax: 5 * time.Minute,
+		MoltbookURL: "http://127.0.0.1:1"}
+	cfg.Common = config.Common{DatabaseURL: testenv.DatabaseURL(), Schema: testenv.Schema(t), Migrate: true,
+		DBStatementTimeout: 1234 * time.Millisecond, DBConnectTimeout: 3 * time.Second}
+	v, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	var got string
+	if err := v.st.Pool().QueryRow(context.Background(), "SHOW statement_timeout").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "1234ms" {
+		t.Errorf("statement_timeout %q, want 1234ms", got)
+	}
+	if ct := v.st.Pool().Config().ConnConfig.ConnectTimeout; ct != 3*time.Second {
+		t.Errorf("connect timeout %s, want 3s", ct)
 	}
 }
