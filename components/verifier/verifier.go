@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/moltbook"
 	"github.com/chatr-ai/chatr/internal/store"
 	"github.com/chatr-ai/chatr/internal/verify"
@@ -93,7 +94,7 @@ func (v *Verifier) Close() { v.st.Close() }
 // the queue at once (not counted as an attempt), so a rolling update does
 // not make agents wait for a lease to expire.
 func (v *Verifier) Run(ctx context.Context) error {
-	v.log.Info("verifier starting", "moltbook", v.cfg.MoltbookURL, "rpm", v.cfg.MoltbookRPM,
+	v.log.Info("verifier starting", "moltbook", config.Redact(v.cfg.MoltbookURL), "rpm", v.cfg.MoltbookRPM,
 		"concurrency", v.cfg.Concurrency, "lease", v.cfg.Lease, "max_attempts", v.cfg.MaxAttempts)
 	var wg sync.WaitGroup
 	wg.Add(2 + v.cfg.Concurrency)
