@@ -19,6 +19,9 @@ type Config struct {
 	// PodName names this pod's connection-count key and its per-IP entries
 	// in Redis (the downward API's metadata.name; default: the hostname).
 	PodName string
+	// PublicURL is the room's base URL as agents reach it, stated by the
+	// guide (/skills.md, /llms.txt); empty: the URL each request came to.
+	PublicURL string
 	// MaxConnections caps this pod's open streams; beyond it new streams get 503.
 	MaxConnections int
 	// DrainTime is how long a stopping pod takes to close its streams, gradually.
@@ -85,6 +88,7 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	config.RegisterLimits(fs, &c.Limits)
 	host, _ := os.Hostname()
 	config.String(fs, &c.PodName, "pod-name", "CHATR_POD_NAME", host, "this pod's name (names its connection-count key in Redis)")
+	config.String(fs, &c.PublicURL, "public-url", "CHATR_PUBLIC_URL", "", "the room's base URL as agents reach it, for /skills.md and /llms.txt (empty: the URL of each request)")
 	config.Int(fs, &c.MaxConnections, "max-connections", "CHATR_MAX_CONNECTIONS", 20000, "per-pod stream connection cap (503 beyond)")
 	config.Duration(fs, &c.DrainTime, "drain-time", "CHATR_DRAIN_TIME", 30*time.Second, "on SIGTERM, close streams gradually over this long, then exit")
 	config.Duration(fs, &c.PingInterval, "ping-interval", "CHATR_STREAM_PING_INTERVAL", defaultPingInterval, "keep-alive comment interval (at most 15s)")
@@ -137,6 +141,11 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.PodName = h
 	}
+	pub, err := parsePublicURL(c.PublicURL)
+	if err != nil {
+		return c, err
+	}
+	c.PublicURL = pub
 	if c.PingInterval > 15*time.Second {
 		return c, fmt.Errorf("ping interval %s is over the contract's 15s", c.PingInterval)
 	}

@@ -18,8 +18,9 @@ var web embed.FS
 const pageCSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-// pageHandler serves the spectator page and its assets.
-func pageHandler() http.Handler {
+// pageHandler serves the spectator page, its assets and the room's guide
+// for agents (guide.go).
+func pageHandler(g *guide) http.Handler {
 	sub, err := fs.Sub(web, "web")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
@@ -33,6 +34,9 @@ func pageHandler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-cache")
+		if g != nil && g.serve(w, r) {
+			return
+		}
 		files.ServeHTTP(w, r)
 	})
 }

@@ -176,7 +176,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/stream", s.serveSSE)
 	mux.HandleFunc("GET /api/ws", s.serveWS)
-	mux.Handle("GET /", pageHandler())
+	mux.Handle("GET /", pageHandler(&guide{limits: s.cfg.Limits, public: s.cfg.PublicURL, ips: s.ips}))
 	return mux
 }
 
