@@ -7,67 +7,39 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/config"
 )
 
-// Settings keys: the environment variables of docs/runtime.md. The ConfigMap
-// holds them all; each component's pods reference only the keys that
-// component reads (configKeys), so changing, say, the Moltbook rate limit
-// rolls the verifier and not the streamer fleet, whose rollout costs every
-// spectator a reconnect.
-const (
-	envSchema         = "CHATR_DB_SCHEMA"
-	envListen         = "CHATR_LISTEN"
-	envAdminListen    = "CHATR_ADMIN_LISTEN"
-	envTrustedProxies = "CHATR_TRUSTED_PROXIES"
-	envMigrate        = "CHATR_MIGRATE"
-	envLogLevel       = "CHATR_LOG_LEVEL"
-	envLogFormat      = "CHATR_LOG_FORMAT"
+// The ConfigMap holds every setting the operator writes from the room; each
+// component's pods reference only the keys that component reads
+// (configKeys), so changing, say, the Moltbook rate limit rolls the verifier
+// and not the streamer fleet, whose rollout costs every spectator a
+// reconnect. The names are internal/config's, the components' own; the
+// settings the components read and the operator leaves at their defaults
+// are listed, with the reason, in settings.go.
 
-	envMessageMaxChars       = "CHATR_MESSAGE_MAX_CHARS"
-	envVerifiedMessages      = "CHATR_VERIFIED_MESSAGES"
-	envVerifiedWindow        = "CHATR_VERIFIED_WINDOW"
-	envUnverifiedMessages    = "CHATR_UNVERIFIED_MESSAGES"
-	envUnverifiedWindow      = "CHATR_UNVERIFIED_WINDOW"
-	envAllowUnverifiedLinks  = "CHATR_ALLOW_UNVERIFIED_LINKS"
-	envRegistrationsPerIP    = "CHATR_REGISTRATIONS_PER_IP"
-	envRegistrationWindow    = "CHATR_REGISTRATION_WINDOW"
-	envRequestsPerIP         = "CHATR_REQUESTS_PER_IP"
-	envRequestWindow         = "CHATR_REQUEST_WINDOW"
-	envStreamsPerIP          = "CHATR_STREAMS_PER_IP"
-	envPresenceTimeout       = "CHATR_PRESENCE_TIMEOUT"
-	envVerifyWait            = "CHATR_VERIFY_WAIT"
-	envVerificationsPerAgent = "CHATR_VERIFICATIONS_PER_AGENT"
-	envVerificationWindow    = "CHATR_VERIFICATION_WINDOW"
+// limitKeys are the contract's limits: the API enforces them, and the
+// streamers state them in the room's guide (/skills.md).
+var limitKeys = []string{config.EnvMessageMaxChars, config.EnvVerifiedMessages, config.EnvVerifiedWindow,
+	config.EnvUnverifiedMessages, config.EnvUnverifiedWindow, config.EnvAllowUnverifiedLinks,
+	config.EnvRegistrationsPerIP, config.EnvRegistrationWindow, config.EnvRequestsPerIP, config.EnvRequestWindow,
+	config.EnvStreamsPerIP, config.EnvPresenceTimeout, config.EnvVerificationsPerAgent, config.EnvVerificationWindow}
 
-	envMaxConnections = "CHATR_MAX_CONNECTIONS"
-	envDrainTime      = "CHATR_DRAIN_TIME"
-
-	envMoltbookURL       = "CHATR_MOLTBOOK_URL"
-	envMoltbookRPM       = "CHATR_MOLTBOOK_RPM"
-	envVerifyMaxAttempts = "CHATR_VERIFY_MAX_ATTEMPTS"
-
-	// Set from Secrets and the downward API, never from the ConfigMap.
-	envDatabaseURL    = "CHATR_DATABASE_URL"
-	envRedisURL       = "CHATR_REDIS_URL"
-	envMoltbookAPIKey = "CHATR_MOLTBOOK_API_KEY"
-	envPodName        = "CHATR_POD_NAME"
-)
-
-var commonKeys = []string{envSchema, envListen, envAdminListen, envTrustedProxies, envMigrate, envLogLevel, envLogFormat}
+var commonKeys = []string{config.EnvSchema, config.EnvListen, config.EnvAdminListen, config.EnvTrustedProxies,
+	config.EnvMigrate, config.EnvLogLevel, config.EnvLogFormat}
 
 // configKeys returns the ConfigMap keys component c reads, in env order.
 func configKeys(c chatrv1.Component) []string {
 	keys := append([]string(nil), commonKeys...)
 	switch c {
 	case chatrv1.ComponentAPI:
-		keys = append(keys, envMessageMaxChars, envVerifiedMessages, envVerifiedWindow,
-			envUnverifiedMessages, envUnverifiedWindow, envAllowUnverifiedLinks,
-			envRegistrationsPerIP, envRegistrationWindow, envRequestsPerIP, envRequestWindow,
-			envStreamsPerIP, envPresenceTimeout, envVerifyWait, envVerificationsPerAgent, envVerificationWindow)
+		keys = append(keys, limitKeys...)
+		keys = append(keys, config.EnvVerifyWait)
 	case chatrv1.ComponentStreamer:
-		keys = append(keys, envStreamsPerIP, envMaxConnections, envDrainTime)
+		keys = append(keys, limitKeys...)
+		keys = append(keys, config.EnvMaxConnections, config.EnvDrainTime, config.EnvPublicURL)
 	case chatrv1.ComponentVerifier:
-		keys = append(keys, envMoltbookURL, envMoltbookRPM, envVerifyMaxAttempts)
+		keys = append(keys, config.EnvMoltbookURL, config.EnvMoltbookRPM, config.EnvVerifyMaxAttempts)
 	}
 	return keys
 }
@@ -92,36 +64,52 @@ func buildConfigMap(room *chatrv1.ChatRoom) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		ObjectMeta: objectMeta(room, room.ConfigMapName(), room.CommonLabels()),
 		Data: map[string]string{
-			envSchema:         room.PostgresSchema(),
-			envListen:         ":" + itoa(portHTTP),
-			envAdminListen:    ":" + itoa(portAdmin),
-			envTrustedProxies: strings.Join(s.TrustedProxies, ","),
-			envMigrate:        "true",
-			envLogLevel:       s.Logging.Level,
-			envLogFormat:      s.Logging.Format,
+			config.EnvSchema:         room.PostgresSchema(),
+			config.EnvListen:         ":" + itoa(portHTTP),
+			config.EnvAdminListen:    ":" + itoa(portAdmin),
+			config.EnvTrustedProxies: strings.Join(s.TrustedProxies, ","),
+			config.EnvMigrate:        "true",
+			config.EnvLogLevel:       s.Logging.Level,
+			config.EnvLogFormat:      s.Logging.Format,
 
-			envMessageMaxChars:       itoa(l.MessageMaxChars),
-			envVerifiedMessages:      itoa(l.VerifiedMessages),
-			envVerifiedWindow:        formatDuration(l.VerifiedWindow, d.VerifiedWindow.Duration),
-			envUnverifiedMessages:    itoa(unverified),
-			envUnverifiedWindow:      formatDuration(l.UnverifiedWindow, d.UnverifiedWindow.Duration),
-			envAllowUnverifiedLinks:  strconv.FormatBool(l.AllowUnverifiedLinks),
-			envRegistrationsPerIP:    itoa(l.RegistrationsPerIP),
-			envRegistrationWindow:    formatDuration(l.RegistrationWindow, d.RegistrationWindow.Duration),
-			envRequestsPerIP:         itoa(l.RequestsPerIP),
-			envRequestWindow:         formatDuration(l.RequestWindow, d.RequestWindow.Duration),
-			envStreamsPerIP:          itoa(l.StreamsPerIP),
-			envPresenceTimeout:       formatDuration(l.PresenceTimeout, d.PresenceTimeout.Duration),
-			envVerifyWait:            formatDuration(s.Moltbook.VerifyWait, chatrv1.DefaultVerifyWait),
-			envVerificationsPerAgent: itoa(verifications),
-			envVerificationWindow:    formatDuration(l.VerificationWindow, d.VerificationWindow.Duration),
+			config.EnvMessageMaxChars:       itoa(l.MessageMaxChars),
+			config.EnvVerifiedMessages:      itoa(l.VerifiedMessages),
+			config.EnvVerifiedWindow:        formatDuration(l.VerifiedWindow, d.VerifiedWindow.Duration),
+			config.EnvUnverifiedMessages:    itoa(unverified),
+			config.EnvUnverifiedWindow:      formatDuration(l.UnverifiedWindow, d.UnverifiedWindow.Duration),
+			config.EnvAllowUnverifiedLinks:  strconv.FormatBool(l.AllowUnverifiedLinks),
+			config.EnvRegistrationsPerIP:    itoa(l.RegistrationsPerIP),
+			config.EnvRegistrationWindow:    formatDuration(l.RegistrationWindow, d.RegistrationWindow.Duration),
+			config.EnvRequestsPerIP:         itoa(l.RequestsPerIP),
+			config.EnvRequestWindow:         formatDuration(l.RequestWindow, d.RequestWindow.Duration),
+			config.EnvStreamsPerIP:          itoa(l.StreamsPerIP),
+			config.EnvPresenceTimeout:       formatDuration(l.PresenceTimeout, d.PresenceTimeout.Duration),
+			config.EnvVerifyWait:            formatDuration(s.Moltbook.VerifyWait, chatrv1.DefaultVerifyWait),
+			config.EnvVerificationsPerAgent: itoa(verifications),
+			config.EnvVerificationWindow:    formatDuration(l.VerificationWindow, d.VerificationWindow.Duration),
 
-			envMaxConnections: itoa(s.Streamer.MaxConnectionsPerPod),
-			envDrainTime:      formatDuration(s.Streamer.DrainTime, chatrv1.DefaultDrainTime),
+			config.EnvMaxConnections: itoa(s.Streamer.MaxConnectionsPerPod),
+			config.EnvPublicURL:      publicURL(room),
+			config.EnvDrainTime:      formatDuration(s.Streamer.DrainTime, chatrv1.DefaultDrainTime),
 
-			envMoltbookURL:       s.Moltbook.URL,
-			envMoltbookRPM:       itoa(s.Moltbook.RequestsPerMinute),
-			envVerifyMaxAttempts: itoa(s.Moltbook.MaxAttempts),
+			config.EnvMoltbookURL:       s.Moltbook.URL,
+			config.EnvMoltbookRPM:       itoa(s.Moltbook.RequestsPerMinute),
+			config.EnvVerifyMaxAttempts: itoa(s.Moltbook.MaxAttempts),
 		},
 	}
+}
+
+// publicURL is the room's base URL as agents reach it, for the guide the
+// streamers serve (/skills.md): its Ingress host, https when the Ingress has
+// TLS. Empty without an Ingress: the streamers then take it from each
+// request.
+func publicURL(room *chatrv1.ChatRoom) string {
+	in := room.Spec.Ingress
+	if in == nil || in.Host == "" {
+		return ""
+	}
+	if in.TLSSecretName != "" {
+		return "https://" + in.Host
+	}
+	return "http://" + in.Host
 }

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/config"
 )
 
 // defaultedRoom returns a room named "lobby" in namespace "team-a", changed
@@ -34,15 +35,15 @@ func TestBuildConfigMap(t *testing.T) {
 		want map[string]string
 	}{
 		{"defaults are the contract's", nil, map[string]string{
-			envSchema: "team_a__lobby", envListen: ":8080", envAdminListen: ":9090", envMigrate: "true",
-			envTrustedProxies: "", envLogLevel: "info", envLogFormat: "json",
-			envMessageMaxChars: "250", envVerifiedMessages: "10", envVerifiedWindow: "1m0s",
-			envUnverifiedMessages: "1", envUnverifiedWindow: "5m0s", envAllowUnverifiedLinks: "false",
-			envRegistrationsPerIP: "5", envRegistrationWindow: "1h0m0s", envRequestsPerIP: "120",
-			envRequestWindow: "1m0s", envStreamsPerIP: "10", envPresenceTimeout: "30m0s", envVerifyWait: "10s",
-			envVerificationsPerAgent: "3", envVerificationWindow: "10m0s",
-			envMaxConnections: "20000", envDrainTime: "30s",
-			envMoltbookURL: "https://www.moltbook.com/api/v1", envMoltbookRPM: "100", envVerifyMaxAttempts: "8",
+			config.EnvSchema: "team_a__lobby", config.EnvListen: ":8080", config.EnvAdminListen: ":9090", config.EnvMigrate: "true",
+			config.EnvTrustedProxies: "", config.EnvLogLevel: "info", config.EnvLogFormat: "json",
+			config.EnvMessageMaxChars: "250", config.EnvVerifiedMessages: "10", config.EnvVerifiedWindow: "1m0s",
+			config.EnvUnverifiedMessages: "1", config.EnvUnverifiedWindow: "5m0s", config.EnvAllowUnverifiedLinks: "false",
+			config.EnvRegistrationsPerIP: "5", config.EnvRegistrationWindow: "1h0m0s", config.EnvRequestsPerIP: "120",
+			config.EnvRequestWindow: "1m0s", config.EnvStreamsPerIP: "10", config.EnvPresenceTimeout: "30m0s", config.EnvVerifyWait: "10s",
+			config.EnvVerificationsPerAgent: "3", config.EnvVerificationWindow: "10m0s",
+			config.EnvMaxConnections: "20000", config.EnvDrainTime: "30s", config.EnvPublicURL: "",
+			config.EnvMoltbookURL: "https://www.moltbook.com/api/v1", config.EnvMoltbookRPM: "100", config.EnvVerifyMaxAttempts: "8",
 		}},
 		{"spec values", func(r *chatrv1.ChatRoom) {
 			r.Spec.Postgres.Schema = "room1"
@@ -53,10 +54,16 @@ func TestBuildConfigMap(t *testing.T) {
 			r.Spec.Streamer.DrainTime = &metav1.Duration{Duration: 0}
 			r.Spec.Moltbook.URL = "http://fake:9000/api/v1"
 		}, map[string]string{
-			envSchema: "room1", envTrustedProxies: "10.0.0.0/8,192.168.0.0/16",
-			envUnverifiedMessages: "0", envAllowUnverifiedLinks: "true", envPresenceTimeout: "1m30s",
-			envDrainTime: "0s", envMoltbookURL: "http://fake:9000/api/v1",
+			config.EnvSchema: "room1", config.EnvTrustedProxies: "10.0.0.0/8,192.168.0.0/16",
+			config.EnvUnverifiedMessages: "0", config.EnvAllowUnverifiedLinks: "true", config.EnvPresenceTimeout: "1m30s",
+			config.EnvDrainTime: "0s", config.EnvMoltbookURL: "http://fake:9000/api/v1",
 		}},
+		{"the public URL is the Ingress host", func(r *chatrv1.ChatRoom) {
+			r.Spec.Ingress = &chatrv1.IngressSpec{Host: "room.example.com", TLSSecretName: "tls"}
+		}, map[string]string{config.EnvPublicURL: "https://room.example.com"}},
+		{"plain HTTP without TLS", func(r *chatrv1.ChatRoom) {
+			r.Spec.Ingress = &chatrv1.IngressSpec{Host: "room.example.com"}
+		}, map[string]string{config.EnvPublicURL: "http://room.example.com"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,11 +105,14 @@ func TestConfigHashesFollowWhatEachComponentReads(t *testing.T) {
 		mod   func(*chatrv1.ChatRoom)
 		rolls []chatrv1.Component
 	}{
-		{"message limit", func(r *chatrv1.ChatRoom) { r.Spec.Limits.MessageMaxChars = 500 }, []chatrv1.Component{chatrv1.ComponentAPI}},
+		// The limits reach the streamers too: their guide (/skills.md) states
+		// them, and they count who is online by the presence timeout.
+		{"message limit", func(r *chatrv1.ChatRoom) { r.Spec.Limits.MessageMaxChars = 500 }, []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer}},
 		{"streams per IP", func(r *chatrv1.ChatRoom) { r.Spec.Limits.StreamsPerIP = 3 }, []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer}},
 		{"drain time", func(r *chatrv1.ChatRoom) { r.Spec.Streamer.DrainTime = &metav1.Duration{Duration: time.Minute} }, []chatrv1.Component{chatrv1.ComponentStreamer}},
 		{"moltbook rate", func(r *chatrv1.ChatRoom) { r.Spec.Moltbook.RequestsPerMinute = 5 }, []chatrv1.Component{chatrv1.ComponentVerifier}},
-		{"verification attempts", func(r *chatrv1.ChatRoom) { r.Spec.Limits.VerificationsPerAgent = ptr(int32(1)) }, []chatrv1.Component{chatrv1.ComponentAPI}},
+		{"verification attempts", func(r *chatrv1.ChatRoom) { r.Spec.Limits.VerificationsPerAgent = ptr(int32(1)) }, []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer}},
+		{"public host", func(r *chatrv1.ChatRoom) { r.Spec.Ingress = &chatrv1.IngressSpec{Host: "room.example.com"} }, []chatrv1.Component{chatrv1.ComponentStreamer}},
 		{"verify wait", func(r *chatrv1.ChatRoom) { r.Spec.Moltbook.VerifyWait = &metav1.Duration{Duration: time.Second} }, []chatrv1.Component{chatrv1.ComponentAPI}},
 		{"log level", func(r *chatrv1.ChatRoom) { r.Spec.Logging.Level = "debug" }, chatrv1.Components},
 		{"autoscaling target", func(r *chatrv1.ChatRoom) { r.Spec.Streamer.Autoscaling.TargetConnectionsPerPod = 100 }, nil},

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/config"
 )
 
 // podHashes are the hashes stamped on a component's pod template so that a
@@ -188,14 +189,14 @@ func buildEnv(room *chatrv1.ChatRoom, c chatrv1.Component) []corev1.EnvVar {
 		}}
 	}
 	env := []corev1.EnvVar{
-		secret(envDatabaseURL, room.Spec.Postgres.SecretName, room.Spec.Postgres.SecretKey),
-		secret(envRedisURL, room.Spec.Redis.SecretName, room.Spec.Redis.SecretKey),
+		secret(config.EnvDatabaseURL, room.Spec.Postgres.SecretName, room.Spec.Postgres.SecretKey),
+		secret(config.EnvRedisURL, room.Spec.Redis.SecretName, room.Spec.Redis.SecretKey),
 	}
 	if c == chatrv1.ComponentVerifier && room.Spec.Moltbook.APIKeySecretName != "" {
-		env = append(env, secret(envMoltbookAPIKey, room.Spec.Moltbook.APIKeySecretName, room.Spec.Moltbook.APIKeySecretKey))
+		env = append(env, secret(config.EnvMoltbookAPIKey, room.Spec.Moltbook.APIKeySecretName, room.Spec.Moltbook.APIKeySecretKey))
 	}
 	if c == chatrv1.ComponentStreamer {
-		env = append(env, corev1.EnvVar{Name: envPodName, ValueFrom: &corev1.EnvVarSource{
+		env = append(env, corev1.EnvVar{Name: config.EnvPodName, ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
 		}})
 	}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/config"
 )
 
 func envMap(env []corev1.EnvVar) map[string]corev1.EnvVar {
@@ -35,7 +36,7 @@ func TestBuildDeployment(t *testing.T) {
 		extraEnvs []string
 	}{
 		{name: "api", c: chatrv1.ComponentAPI, replicas: 2, httpPort: true, memLimit: "512Mi", preStop: true,
-			extraEnvs: []string{envMessageMaxChars, envVerifyWait, envStreamsPerIP}},
+			extraEnvs: []string{config.EnvMessageMaxChars, config.EnvVerifyWait, config.EnvStreamsPerIP}},
 		{name: "api replicas and resources from the spec", c: chatrv1.ComponentAPI, mod: func(r *chatrv1.ChatRoom) {
 			r.Spec.API.Replicas = ptr(int32(5))
 			r.Spec.API.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}
@@ -44,12 +45,12 @@ func TestBuildDeployment(t *testing.T) {
 			r.Spec.Streamer.Autoscaling.MinReplicas = 4
 			r.Spec.Streamer.DrainTime = &metav1.Duration{Duration: 45 * time.Second}
 		}, replicas: 4, grace: ptr(preStopSleep + 45 + graceMargin), httpPort: true, podName: true, memLimit: "1Gi", preStop: true,
-			extraEnvs: []string{envMaxConnections, envDrainTime, envStreamsPerIP}},
+			extraEnvs: []string{config.EnvMaxConnections, config.EnvDrainTime, config.EnvStreamsPerIP}},
 		{name: "streamer with no drain", c: chatrv1.ComponentStreamer, mod: func(r *chatrv1.ChatRoom) {
 			r.Spec.Streamer.DrainTime = &metav1.Duration{}
 		}, replicas: 2, grace: ptr(preStopSleep + graceMargin), httpPort: true, podName: true, memLimit: "1Gi", preStop: true},
 		{name: "verifier without a Moltbook key", c: chatrv1.ComponentVerifier, replicas: 1, memLimit: "256Mi",
-			extraEnvs: []string{envMoltbookURL, envMoltbookRPM, envVerifyMaxAttempts}},
+			extraEnvs: []string{config.EnvMoltbookURL, config.EnvMoltbookRPM, config.EnvVerifyMaxAttempts}},
 		{name: "verifier with a Moltbook key", c: chatrv1.ComponentVerifier, mod: func(r *chatrv1.ChatRoom) {
 			r.Spec.Moltbook.APIKeySecretName = "molt"
 		}, replicas: 1, moltKey: true, memLimit: "256Mi"},
@@ -115,16 +116,16 @@ func TestBuildDeployment(t *testing.T) {
 			}
 
 			env := envMap(ctr.Env)
-			if e := env[envDatabaseURL]; e.ValueFrom.SecretKeyRef.Name != "pg" || e.ValueFrom.SecretKeyRef.Key != "url" {
+			if e := env[config.EnvDatabaseURL]; e.ValueFrom.SecretKeyRef.Name != "pg" || e.ValueFrom.SecretKeyRef.Key != "url" {
 				t.Errorf("database URL from %+v", e.ValueFrom)
 			}
-			if e := env[envRedisURL]; e.ValueFrom.SecretKeyRef.Name != "redis" || e.ValueFrom.SecretKeyRef.Key != "url" {
+			if e := env[config.EnvRedisURL]; e.ValueFrom.SecretKeyRef.Name != "redis" || e.ValueFrom.SecretKeyRef.Key != "url" {
 				t.Errorf("redis URL from %+v", e.ValueFrom)
 			}
-			if e, ok := env[envPodName]; ok != tc.podName || (ok && e.ValueFrom.FieldRef.FieldPath != "metadata.name") {
+			if e, ok := env[config.EnvPodName]; ok != tc.podName || (ok && e.ValueFrom.FieldRef.FieldPath != "metadata.name") {
 				t.Errorf("pod name env %+v", e)
 			}
-			if e, ok := env[envMoltbookAPIKey]; ok != tc.moltKey || (ok && (e.ValueFrom.SecretKeyRef.Name != "molt" || e.ValueFrom.SecretKeyRef.Key != "apiKey")) {
+			if e, ok := env[config.EnvMoltbookAPIKey]; ok != tc.moltKey || (ok && (e.ValueFrom.SecretKeyRef.Name != "molt" || e.ValueFrom.SecretKeyRef.Key != "apiKey")) {
 				t.Errorf("moltbook key env %+v", e)
 			}
 			for _, k := range append(append([]string{}, commonKeys...), tc.extraEnvs...) {

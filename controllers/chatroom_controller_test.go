@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
@@ -156,10 +157,10 @@ func TestCreateBuildsEveryChildOwnedByTheRoom(t *testing.T) {
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ConfigMapName()}}
 	must(get(cm))
-	if got, want := cm.Data[envSchema], strings.ReplaceAll(ns, "-", "_")+"__lobby"; got != want {
+	if got, want := cm.Data[config.EnvSchema], strings.ReplaceAll(ns, "-", "_")+"__lobby"; got != want {
 		t.Errorf("schema %q, want %q, derived from the namespace and name", got, want)
 	}
-	if cm.Data[envTrustedProxies] != "10.0.0.0/8" || cm.Data[envMessageMaxChars] != "250" {
+	if cm.Data[config.EnvTrustedProxies] != "10.0.0.0/8" || cm.Data[config.EnvMessageMaxChars] != "250" {
 		t.Errorf("config map data %v", cm.Data)
 	}
 
@@ -180,7 +181,7 @@ func TestCreateBuildsEveryChildOwnedByTheRoom(t *testing.T) {
 	wantCondition(t, room, chatrv1.ConditionProgressing, metav1.ConditionTrue, chatrv1.ReasonRollingOut)
 	wantCondition(t, room, chatrv1.ConditionDegraded, metav1.ConditionFalse, chatrv1.ReasonAsExpected)
 	must(get(room))
-	if room.Status.PostgresSchema != cm.Data[envSchema] || room.Status.Endpoints.URL != "https://lobby.example.com/" ||
+	if room.Status.PostgresSchema != cm.Data[config.EnvSchema] || room.Status.Endpoints.URL != "https://lobby.example.com/" ||
 		room.Status.Endpoints.API != "http://lobby-api."+ns+".svc:8080" || room.Status.Streamers != "0/3" {
 		t.Errorf("status %+v", room.Status)
 	}
@@ -248,8 +249,8 @@ func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
 		if err := get(cm); err != nil {
 			return err
 		}
-		if cm.Data[envMessageMaxChars] != "500" {
-			return fmt.Errorf("%s = %q", envMessageMaxChars, cm.Data[envMessageMaxChars])
+		if cm.Data[config.EnvMessageMaxChars] != "500" {
+			return fmt.Errorf("%s = %q", config.EnvMessageMaxChars, cm.Data[config.EnvMessageMaxChars])
 		}
 		return nil
 	})
@@ -358,7 +359,7 @@ func TestDriftIsPatchedBack(t *testing.T) {
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: room.ConfigMapName()}}
 	must(get(cm))
-	cm.Data[envStreamsPerIP] = "100000"
+	cm.Data[config.EnvStreamsPerIP] = "100000"
 	must(k8s.Update(ctx, cm))
 
 	testenv.Eventually(t, 20*time.Second, "api deployment patched back", func() error {
@@ -378,8 +379,8 @@ func TestDriftIsPatchedBack(t *testing.T) {
 	})
 	testenv.Eventually(t, 20*time.Second, "config map patched back", func() error {
 		must(get(cm))
-		if cm.Data[envStreamsPerIP] != "10" {
-			return fmt.Errorf("%s = %s", envStreamsPerIP, cm.Data[envStreamsPerIP])
+		if cm.Data[config.EnvStreamsPerIP] != "10" {
+			return fmt.Errorf("%s = %s", config.EnvStreamsPerIP, cm.Data[config.EnvStreamsPerIP])
 		}
 		return nil
 	})

@@ -57,12 +57,12 @@ const (
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	config.RegisterCommon(fs, &c.Common)
 	config.RegisterLimits(fs, &c.Limits)
-	config.Duration(fs, &c.VerifyWait, "verify-wait", "CHATR_VERIFY_WAIT", defaultVerifyWait, "how long verify/complete waits for the verifier before answering 202")
+	config.Duration(fs, &c.VerifyWait, "verify-wait", config.EnvVerifyWait, defaultVerifyWait, "how long verify/complete waits for the verifier before answering 202")
 	config.Int(fs, &c.MaxBatch, "post-batch", "CHATR_POST_BATCH", defaultMaxBatch, "most posts committed together in one Postgres transaction")
 	config.Int(fs, &c.DBMaxConns, "db-max-conns", "CHATR_DB_MAX_CONNS", defaultDBMaxConns, "Postgres connections per API process")
 	config.Duration(fs, &c.RequestTimeout, "request-timeout", "CHATR_REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of every request (503 with Retry-After beyond)")
 	config.Int(fs, &c.MaxInFlight, "max-in-flight", "CHATR_MAX_IN_FLIGHT", DefaultMaxInFlight, "requests one process works on at once (503 beyond)")
-	config.String(fs, &c.CORSOrigins, "cors-origins", "CHATR_CORS_ORIGINS", "", "origins whose web pages may register, post and verify from a browser (comma-separated, or *; reads are open to all)")
+	config.String(fs, &c.CORSOrigins, "cors-origins", config.EnvCORSOrigins, "", "origins whose web pages may register, post and verify from a browser (comma-separated, or *; reads are open to all)")
 	config.Int(fs, &c.ConnsPerIP, "conns-per-ip", "CHATR_CONNS_PER_IP", DefaultConnsPerIP, "open connections per client address, trusted proxies exempt (429 beyond)")
 }
 

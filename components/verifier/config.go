@@ -54,18 +54,18 @@ type Config struct {
 // RegisterFlags registers the shared settings and the verifier's own on fs.
 func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	config.RegisterCommon(fs, &c.Common)
-	config.String(fs, &c.MoltbookURL, "moltbook-url", "CHATR_MOLTBOOK_URL", moltbook.DefaultBaseURL, "Moltbook API base URL")
-	config.String(fs, &c.MoltbookAPIKey, "moltbook-api-key", "CHATR_MOLTBOOK_API_KEY", "", "optional Moltbook API key (sent as Bearer)")
-	config.Int(fs, &c.MoltbookRPM, "moltbook-rpm", "CHATR_MOLTBOOK_RPM", 100, "Moltbook requests per minute, for all verifier replicas together")
+	config.String(fs, &c.MoltbookURL, "moltbook-url", config.EnvMoltbookURL, moltbook.DefaultBaseURL, "Moltbook API base URL")
+	config.String(fs, &c.MoltbookAPIKey, "moltbook-api-key", config.EnvMoltbookAPIKey, "", "optional Moltbook API key (sent as Bearer)")
+	config.Int(fs, &c.MoltbookRPM, "moltbook-rpm", config.EnvMoltbookRPM, 100, "Moltbook requests per minute, for all verifier replicas together")
 	config.Duration(fs, &c.MoltbookTimeout, "moltbook-timeout", "CHATR_MOLTBOOK_TIMEOUT", 10*time.Second, "timeout of one Moltbook request")
-	config.Int(fs, &c.MaxAttempts, "verify-max-attempts", "CHATR_VERIFY_MAX_ATTEMPTS", 8, "Moltbook calls per job before it fails for good")
+	config.Int(fs, &c.MaxAttempts, "verify-max-attempts", config.EnvVerifyMaxAttempts, 8, "Moltbook calls per job before it fails for good")
 	config.Int(fs, &c.PostAttempts, "verify-post-attempts", "CHATR_VERIFY_POST_ATTEMPTS", 3, "calls that may find no post with the code before answering 'Verification POST not found'")
 	config.Duration(fs, &c.Lease, "verify-lease", "CHATR_VERIFY_LEASE", 60*time.Second, "how long a claimed job belongs to a worker (a crashed worker's job is taken again after it)")
 	config.Duration(fs, &c.PollInterval, "verify-poll-interval", "CHATR_VERIFY_POLL_INTERVAL", 5*time.Second, "longest idle sleep without a notification; also how often expired leases are requeued")
 	config.Int(fs, &c.Concurrency, "verify-concurrency", "CHATR_VERIFY_CONCURRENCY", 4, "jobs one replica works on at once")
 	config.Duration(fs, &c.BackoffBase, "verify-backoff", "CHATR_VERIFY_BACKOFF", 2*time.Second, "first retry delay (doubles each attempt, with jitter)")
 	config.Duration(fs, &c.BackoffMax, "verify-backoff-max", "CHATR_VERIFY_BACKOFF_MAX", 5*time.Minute, "longest retry delay")
-	config.String(fs, &c.WorkerID, "worker-id", "CHATR_POD_NAME", "", "name of this replica in leases and logs (default: host name)")
+	config.String(fs, &c.WorkerID, "worker-id", config.EnvPodName, "", "name of this replica in leases and logs (default: host name)")
 }
 
 // Validate reports settings the verifier cannot work with.

@@ -25,6 +25,7 @@ func env(name, def string) string {
 
 // String registers a string flag whose default comes from the environment variable envName.
 func String(fs *flag.FlagSet, p *string, name, envName, def, usage string) {
+	record(fs, envName)
 	fs.StringVar(p, name, env(envName, def), usage+" ($"+envName+")")
 }
 
@@ -32,6 +33,7 @@ func String(fs *flag.FlagSet, p *string, name, envName, def, usage string) {
 // the environment, where a Secret puts it) is shown by -h with the password
 // masked: help output ends up in terminals, tickets and logs.
 func URL(fs *flag.FlagSet, p *string, name, envName, def, usage string) {
+	record(fs, envName)
 	*p = env(envName, def)
 	fs.Var((*urlValue)(p), name, usage+" ($"+envName+")")
 }
@@ -70,6 +72,7 @@ func Redact(raw string) string {
 
 // Int registers an int flag whose default comes from the environment variable envName.
 func Int(fs *flag.FlagSet, p *int, name, envName string, def int, usage string) {
+	record(fs, envName)
 	v := def
 	if s, ok := os.LookupEnv(envName); ok {
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
@@ -83,6 +86,7 @@ func Int(fs *flag.FlagSet, p *int, name, envName string, def int, usage string) 
 
 // Duration registers a duration flag whose default comes from the environment variable envName.
 func Duration(fs *flag.FlagSet, p *time.Duration, name, envName string, def time.Duration, usage string) {
+	record(fs, envName)
 	v := def
 	if s, ok := os.LookupEnv(envName); ok {
 		if d, err := time.ParseDuration(strings.TrimSpace(s)); err == nil {
@@ -96,6 +100,7 @@ func Duration(fs *flag.FlagSet, p *time.Duration, name, envName string, def time
 
 // Bool registers a bool flag whose default comes from the environment variable envName.
 func Bool(fs *flag.FlagSet, p *bool, name, envName string, def bool, usage string) {
+	record(fs, envName)
 	v := def
 	if s, ok := os.LookupEnv(envName); ok {
 		if b, err := strconv.ParseBool(strings.TrimSpace(s)); err == nil {
@@ -150,15 +155,15 @@ type Common struct {
 
 // RegisterCommon registers the shared settings on fs.
 func RegisterCommon(fs *flag.FlagSet, c *Common) {
-	URL(fs, &c.DatabaseURL, "database-url", "CHATR_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres connection URL")
-	String(fs, &c.Schema, "db-schema", "CHATR_DB_SCHEMA", "chatr", "Postgres schema of this room (also prefixes its Redis keys)")
-	URL(fs, &c.RedisURL, "redis-url", "CHATR_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
-	String(fs, &c.Listen, "listen", "CHATR_LISTEN", "127.0.0.1:8080", "address to serve on")
-	String(fs, &c.AdminListen, "admin-listen", "CHATR_ADMIN_LISTEN", "", "separate address for /healthz, /readyz and /metrics (empty: the main address)")
-	String(fs, &c.TrustedProxies, "trusted-proxies", "CHATR_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted")
-	Bool(fs, &c.Migrate, "migrate", "CHATR_MIGRATE", true, "apply schema migrations at start (exactly once, under a Postgres advisory lock)")
-	String(fs, &c.LogLevel, "log-level", "CHATR_LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	String(fs, &c.LogFormat, "log-format", "CHATR_LOG_FORMAT", "text", "log format: text or json")
+	URL(fs, &c.DatabaseURL, "database-url", EnvDatabaseURL, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres connection URL")
+	String(fs, &c.Schema, "db-schema", EnvSchema, "chatr", "Postgres schema of this room (also prefixes its Redis keys)")
+	URL(fs, &c.RedisURL, "redis-url", EnvRedisURL, "redis://127.0.0.1:6379/0", "Redis URL")
+	String(fs, &c.Listen, "listen", EnvListen, "127.0.0.1:8080", "address to serve on")
+	String(fs, &c.AdminListen, "admin-listen", EnvAdminListen, "", "separate address for /healthz, /readyz and /metrics (empty: the main address)")
+	String(fs, &c.TrustedProxies, "trusted-proxies", EnvTrustedProxies, "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted")
+	Bool(fs, &c.Migrate, "migrate", EnvMigrate, true, "apply schema migrations at start (exactly once, under a Postgres advisory lock)")
+	String(fs, &c.LogLevel, "log-level", EnvLogLevel, "info", "log level: debug, info, warn, error")
+	String(fs, &c.LogFormat, "log-format", EnvLogFormat, "text", "log format: text or json")
 	Duration(fs, &c.DBConnectTimeout, "db-connect-timeout", "CHATR_DB_CONNECT_TIMEOUT", DefaultDBConnectTimeout, "longest wait to open one Postgres connection")
 	Duration(fs, &c.DBStatementTimeout, "db-statement-timeout", "CHATR_DB_STATEMENT_TIMEOUT", DefaultDBStatementTimeout, "Postgres statement_timeout of every query (migrations excepted)")
 	Duration(fs, &c.ReadTimeout, "read-timeout", "CHATR_READ_TIMEOUT", DefaultReadTimeout, "longest time to read one request's headers and body")
@@ -232,18 +237,18 @@ func DefaultLimits() Limits {
 // RegisterLimits registers the contract's limits on fs, defaulting to DefaultLimits.
 func RegisterLimits(fs *flag.FlagSet, l *Limits) {
 	d := DefaultLimits()
-	Int(fs, &l.MessageMaxChars, "message-max-chars", "CHATR_MESSAGE_MAX_CHARS", d.MessageMaxChars, "longest message, in Unicode characters after trimming")
-	Int(fs, &l.VerifiedMessages, "verified-messages", "CHATR_VERIFIED_MESSAGES", d.VerifiedMessages, "messages a verified agent may post per verified window")
-	Duration(fs, &l.VerifiedWindow, "verified-window", "CHATR_VERIFIED_WINDOW", d.VerifiedWindow, "window of the verified agents' message limit")
-	Int(fs, &l.UnverifiedMessages, "unverified-messages", "CHATR_UNVERIFIED_MESSAGES", d.UnverifiedMessages, "messages an unverified agent may post per unverified window")
-	Duration(fs, &l.UnverifiedWindow, "unverified-window", "CHATR_UNVERIFIED_WINDOW", d.UnverifiedWindow, "window of the unverified agents' message limit")
-	Bool(fs, &l.AllowUnverifiedLinks, "allow-unverified-links", "CHATR_ALLOW_UNVERIFIED_LINKS", d.AllowUnverifiedLinks, "let unverified agents post links")
-	Int(fs, &l.RegistrationsPerIP, "registrations-per-ip", "CHATR_REGISTRATIONS_PER_IP", d.RegistrationsPerIP, "registrations per client IP per registration window")
-	Duration(fs, &l.RegistrationWindow, "registration-window", "CHATR_REGISTRATION_WINDOW", d.RegistrationWindow, "window of the registration limit")
-	Int(fs, &l.RequestsPerIP, "requests-per-ip", "CHATR_REQUESTS_PER_IP", d.RequestsPerIP, "requests per client IP per request window (all endpoints)")
-	Duration(fs, &l.RequestWindow, "request-window", "CHATR_REQUEST_WINDOW", d.RequestWindow, "window of the per-IP request limit")
-	Int(fs, &l.StreamsPerIP, "streams-per-ip", "CHATR_STREAMS_PER_IP", d.StreamsPerIP, "open stream connections per client IP, across the streamer fleet")
-	Duration(fs, &l.PresenceTimeout, "presence-timeout", "CHATR_PRESENCE_TIMEOUT", d.PresenceTimeout, "an agent is offline after this long without an authenticated request")
-	Int(fs, &l.VerificationsPerAgent, "verifications-per-agent", "CHATR_VERIFICATIONS_PER_AGENT", d.VerificationsPerAgent, "new Moltbook verification attempts one agent may start per verification window (0: no limit)")
-	Duration(fs, &l.VerificationWindow, "verification-window", "CHATR_VERIFICATION_WINDOW", d.VerificationWindow, "window of the per-agent verification attempt limit")
+	Int(fs, &l.MessageMaxChars, "message-max-chars", EnvMessageMaxChars, d.MessageMaxChars, "longest message, in Unicode characters after trimming")
+	Int(fs, &l.VerifiedMessages, "verified-messages", EnvVerifiedMessages, d.VerifiedMessages, "messages a verified agent may post per verified window")
+	Duration(fs, &l.VerifiedWindow, "verified-window", EnvVerifiedWindow, d.VerifiedWindow, "window of the verified agents' message limit")
+	Int(fs, &l.UnverifiedMessages, "unverified-messages", EnvUnverifiedMessages, d.UnverifiedMessages, "messages an unverified agent may post per unverified window")
+	Duration(fs, &l.UnverifiedWindow, "unverified-window", EnvUnverifiedWindow, d.UnverifiedWindow, "window of the unverified agents' message limit")
+	Bool(fs, &l.AllowUnverifiedLinks, "allow-unverified-links", EnvAllowUnverifiedLinks, d.AllowUnverifiedLinks, "let unverified agents post links")
+	Int(fs, &l.RegistrationsPerIP, "registrations-per-ip", EnvRegistrationsPerIP, d.RegistrationsPerIP, "registrations per client IP per registration window")
+	Duration(fs, &l.RegistrationWindow, "registration-window", EnvRegistrationWindow, d.RegistrationWindow, "window of the registration limit")
+	Int(fs, &l.RequestsPerIP, "requests-per-ip", EnvRequestsPerIP, d.RequestsPerIP, "requests per client IP per request window (all endpoints)")
+	Duration(fs, &l.RequestWindow, "request-window", EnvRequestWindow, d.RequestWindow, "window of the per-IP request limit")
+	Int(fs, &l.StreamsPerIP, "streams-per-ip", EnvStreamsPerIP, d.StreamsPerIP, "open stream connections per client IP, across the streamer fleet")
+	Duration(fs, &l.PresenceTimeout, "presence-timeout", EnvPresenceTimeout, d.PresenceTimeout, "an agent is offline after this long without an authenticated request")
+	Int(fs, &l.VerificationsPerAgent, "verifications-per-agent", EnvVerificationsPerAgent, d.VerificationsPerAgent, "new Moltbook verification attempts one agent may start per verification window (0: no limit)")
+	Duration(fs, &l.VerificationWindow, "verification-window", EnvVerificationWindow, d.VerificationWindow, "window of the per-agent verification attempt limit")
 }
