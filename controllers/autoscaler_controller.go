@@ -40,6 +40,10 @@ const (
 // a failed one.
 const failureRetryMax = 30 * time.Second
 
+// cacheLagRetry is how soon an evaluation that found the cache behind the
+// autoscaler's own last scale runs again.
+const cacheLagRetry = 200 * time.Millisecond
+
 // countsReadTimeout bounds one read of the connection counts, so an
 // unreachable Redis holds one room's evaluation for at most this long.
 const countsReadTimeout = 1500 * time.Millisecond
@@ -85,6 +89,12 @@ type StreamerAutoscaler struct {
 	MaxConcurrentReconciles int
 
 	redis redisClients
+	// applied holds, per room, the state (and the room's UID) as the last
+	// status write of this autoscaler left it. A cached room that holds
+	// another state predates that write: deciding from it would forget the
+	// recommendations and scale events written since (a rate limit could be
+	// spent twice), so the room is read from the API server instead.
+	applied sync.Map // types.NamespacedName → appliedState
 	// scaled holds, per room, the streamer Deployment (UID and generation)
 	// as the last replicas patch left it. The same Deployment cached with an
 	// older generation predates the patch: deciding from it would take the
@@ -119,11 +129,10 @@ func (a *StreamerAutoscaler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	switch {
 	case ev.gone:
 		return ctrl.Result{}, nil
-	case ev.conflict, ev.stale:
-		// The room changed under us (usually the ChatRoom reconciler's own
-		// status write), or the cache has not seen our last scale yet:
-		// nothing was applied; decide again shortly.
-		return ctrl.Result{RequeueAfter: statusConflictRetry}, nil
+	case ev.stale:
+		// The cache has not seen our last scale yet: nothing was decided;
+		// decide again shortly.
+		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
 	}
 	return ctrl.Result{RequeueAfter: ev.interval}, nil
 }
@@ -136,8 +145,6 @@ type evaluation struct {
 	interval time.Duration
 	// skipped says why nothing was decided (no streamer Deployment yet).
 	skipped string
-	// conflict: the status write lost a race; nothing was applied.
-	conflict bool
 	// stale: the cached Deployment predates the last scale; nothing was decided.
 	stale bool
 	// statusWritten: the status was patched.
@@ -149,24 +156,32 @@ type evaluation struct {
 }
 
 // evaluate is one evaluation of a room, as a short list of steps: get the
-// room → get its streamer Deployment → list its pods → read their counts →
-// decide → write the status (the commit point) → mark the pods to remove
-// first → write the replicas → tell.
+// room (from the API server if the cache missed our last status write) →
+// get its streamer Deployment → list its pods → read their counts → decide →
+// write the status (the commit point) → mark the pods to remove first →
+// write the replicas → tell.
 //
-// The status is written first, with optimistic locking: the state it holds
-// records the decision (the scale event counts against the rate limit), so
-// if the replicas cannot be written afterwards, the next evaluation is more
-// cautious, never less; and two leaders (briefly, during a hand-over) can
-// never both apply a decision from the same state.
+// The status is written first: the state it holds records the decision (the
+// scale event counts against the rate limit), so if the replicas cannot be
+// written afterwards, the next evaluation is more cautious, never less. It
+// is a server-side apply of the autoscaler's own fields only, so the
+// ChatRoom reconciler's writes never conflict with it, and the next
+// evaluation decides from the state it wrote (see applied), never an older
+// one. Leader election keeps a second operator from evaluating at the same
+// time.
 func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedName) (evaluation, error) {
 	ev := evaluation{interval: autoscale.DefaultInterval}
 	room, err := a.getRoom(ctx, key)
+	if err == nil && room != nil {
+		room, err = a.freshRoom(ctx, room)
+	}
 	if err != nil {
 		return ev, err
 	}
 	if room == nil || !room.DeletionTimestamp.IsZero() {
 		a.redis.release(key)
 		a.scaled.Delete(key)
+		a.applied.Delete(key)
 		ev.gone = true
 		return ev, nil
 	}
@@ -207,10 +222,6 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 	status := autoscalerStatus(room, in, res)
 	if autoscalerStatusChanged(&room.Status, status) {
 		if err := a.writeStatus(ctx, room, status); err != nil {
-			if apierrors.IsConflict(err) {
-				ev.conflict = true
-				return ev, nil
-			}
 			return ev, err
 		}
 		ev.statusWritten = true
@@ -323,16 +334,57 @@ func (a *StreamerAutoscaler) readCounts(ctx context.Context, room *chatrv1.ChatR
 	return counts, err
 }
 
-// writeStatus patches the room's status, failing with a conflict when the
-// room changed since it was read: the patch replaces the whole conditions
-// list, so it must never overwrite a newer one.
+// writeStatus writes the autoscaler's part of the status
+// (autoscalerStatusPart) with server-side apply as chatr-autoscaler, and
+// remembers the state it wrote (applied). The ChatRoom reconciler's fields
+// and conditions are not sent, so they stay as they are, however old room is.
 func (a *StreamerAutoscaler) writeStatus(ctx context.Context, room *chatrv1.ChatRoom, status *chatrv1.ChatRoomStatus) error {
-	updated := room.DeepCopy()
-	updated.Status = *status
-	if err := a.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(room, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("while updating chatroom %s/%s status: %w", room.Namespace, room.Name, err)
+	if err := autoscalerStatusPart.apply(ctx, a.Client, room, status); err != nil {
+		return err
 	}
+	a.applied.Store(client.ObjectKeyFromObject(room), appliedState{uid: room.UID, state: status.Autoscaler.DeepCopy()})
 	return nil
+}
+
+// appliedState is the autoscaler's state as its last status write left it.
+type appliedState struct {
+	uid   types.UID
+	state *chatrv1.AutoscalerState
+}
+
+// freshRoom returns room when it holds the state of the autoscaler's last
+// status write (or there was none), and otherwise the room as the API
+// server holds it (nil if it is gone): the cache has not seen that write
+// yet. What the API server holds is then the state to go on from, whoever
+// wrote it, so it is remembered in place of the written one.
+func (a *StreamerAutoscaler) freshRoom(ctx context.Context, room *chatrv1.ChatRoom) (*chatrv1.ChatRoom, error) {
+	key := client.ObjectKeyFromObject(room)
+	v, ok := a.applied.Load(key)
+	if !ok {
+		return room, nil
+	}
+	last := v.(appliedState)
+	if last.uid != room.UID {
+		// Another room of the same name: nothing of ours was written to it.
+		a.applied.Delete(key)
+		return room, nil
+	}
+	if equalState(last.state, room.Status.Autoscaler) {
+		return room, nil
+	}
+	var live chatrv1.ChatRoom
+	if err := a.APIReader.Get(ctx, key, &live); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("while getting chatroom %s: %w", key, err)
+	}
+	if live.UID == last.uid {
+		a.applied.Store(key, appliedState{uid: live.UID, state: live.Status.Autoscaler.DeepCopy()})
+	} else {
+		a.applied.Delete(key)
+	}
+	return &live, nil
 }
 
 // applyDeletionCosts writes controller.kubernetes.io/pod-deletion-cost on

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -46,11 +44,6 @@ const missingSecretRetry = 5 * time.Second
 // cannot watch (an object it does not own, which it does not cache) is
 // looked at again.
 const defaultConflictRetry = time.Minute
-
-// statusConflictRetry is how soon a reconcile whose status write lost a
-// race runs again. Status writes do not bring the room back by themselves
-// (the room watch only reacts to spec changes), hence an explicit retry.
-const statusConflictRetry = 200 * time.Millisecond
 
 // ChatRoomReconciler creates and keeps in line every object of a ChatRoom.
 // It never changes the streamer Deployment's replicas after creating it: the
@@ -125,15 +118,9 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 	status := computeStatus(room, desired, deploymentsOf(room, slots), problems)
 	if err := r.updateStatus(ctx, room, status); err != nil {
-		if apierrors.IsConflict(err) && syncErr == nil {
-			// The cached room was older than the one stored (our own last
-			// status write, or the autoscaler's): compute again from the new one.
-			log.FromContext(ctx).V(1).Info("status conflict, reconciling again")
-			return ctrl.Result{RequeueAfter: statusConflictRetry}, nil
-		}
 		return ctrl.Result{}, errors.Join(syncErr, err)
 	}
-	// After the write, so a lost race does not emit the same event twice.
+	// After the write, so a failed write does not emit the same event twice.
 	r.recordProblems(room, status)
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
@@ -412,20 +399,18 @@ func (r *ChatRoomReconciler) recordProblems(room *chatrv1.ChatRoom, status *chat
 	r.Recorder.Eventf(room, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
 }
 
-// updateStatus writes status when it differs from what the room holds. The
-// patch carries the resourceVersion it was computed from, so it never
-// overwrites a status the streamer autoscaler wrote in between; a conflict
-// just reconciles again.
+// updateStatus writes the reconciler's part of the status (roomStatusPart)
+// when it differs from what the room holds, with server-side apply as
+// chatr-operator. The apply carries only that part, so it never touches the
+// streamer autoscaler's fields, however old the room it was computed from:
+// there is no conflict to retry. A write from an older copy of the room is
+// corrected by the reconcile that the newer copy brings.
 func (r *ChatRoomReconciler) updateStatus(ctx context.Context, room *chatrv1.ChatRoom, status *chatrv1.ChatRoomStatus) error {
-	if equality.Semantic.DeepEqual(room.Status, *status) {
-		return nil
+	same, err := roomStatusPart.equal(&room.Status, status)
+	if err != nil || same {
+		return err
 	}
-	updated := room.DeepCopy()
-	updated.Status = *status
-	if err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(room, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("while updating chatroom %s/%s status: %w", room.Namespace, room.Name, err)
-	}
-	return nil
+	return roomStatusPart.apply(ctx, r.Client, room, status)
 }
 
 // deploymentsOf returns the component Deployments as the sync left them.
