@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,96 +13,162 @@ import (
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
 )
 
-// computeStatus derives the room's whole status, once per reconcile, from
-// the Deployments as the reconcile left them and the problems it met. It
-// starts from the current status so that the autoscaler's fields and
-// conditions are kept and a condition that did not change keeps its
-// lastTransitionTime (then the status compares equal and is not written).
+// computeStatus derives the ChatRoom reconciler's part of the status
+// (roomStatusPart), once per reconcile, from the Deployments as the
+// reconcile left them and the problems it met: the replica counts, then
+// each condition from its named check (statusChecks), then what the spec
+// alone gives. The autoscaler's fields stay unset. It starts from the room's
+// current conditions of its own types, so that a condition that did not
+// change keeps its lastTransitionTime (then the status compares equal and is
+// not written).
 func computeStatus(room, desired *chatrv1.ChatRoom, deps map[chatrv1.Component]*appsv1.Deployment, problems []problem) *chatrv1.ChatRoomStatus {
-	st := room.Status.DeepCopy()
+	in := statusInput{desired: desired, deps: deps, problems: problems}
 	gen := room.Generation
-	st.ObservedGeneration = gen
-	set := func(t string, ok bool, reason, msg string) {
+	st := &chatrv1.ChatRoomStatus{
+		ObservedGeneration: gen,
+		API:                componentStatus(deps[chatrv1.ComponentAPI]),
+		Streamer:           componentStatus(deps[chatrv1.ComponentStreamer]),
+		Verifier:           componentStatus(deps[chatrv1.ComponentVerifier]),
+		PostgresSchema:     desired.PostgresSchema(),
+		Endpoints: chatrv1.Endpoints{
+			URL:      desired.PublicURL(),
+			API:      desired.ServiceURL(chatrv1.ComponentAPI, portHTTP),
+			Streamer: desired.ServiceURL(chatrv1.ComponentStreamer, portHTTP),
+		},
+	}
+	st.Streamers = fmt.Sprintf("%d/%d", st.Streamer.ReadyReplicas, st.Streamer.Replicas)
+	for _, c := range room.Status.Conditions {
+		if slices.Contains(roomStatusPart.conditions, c.Type) {
+			st.Conditions = append(st.Conditions, c)
+		}
+	}
+	for _, check := range statusChecks {
+		v := check.eval(in)
 		s := metav1.ConditionFalse
-		if ok {
+		if v.ok {
 			s = metav1.ConditionTrue
 		}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
+			Type: check.condition, Status: s, Reason: v.reason, Message: v.message, ObservedGeneration: gen,
 		})
 	}
+	return st
+}
 
-	var unavailable, rolling []string
-	for _, c := range chatrv1.Components {
-		d := deps[c]
+// statusInput is what the conditions are derived from: the defaulted room,
+// its Deployments as the reconcile left them (a missing one is absent), and
+// the problems the reconcile met (Secrets, adoption, writes).
+type statusInput struct {
+	desired  *chatrv1.ChatRoom
+	deps     map[chatrv1.Component]*appsv1.Deployment
+	problems []problem
+}
+
+// verdict is what a check finds: the condition's status, reason and message.
+type verdict struct {
+	ok              bool
+	reason, message string
+}
+
+// statusCheck derives one condition.
+type statusCheck struct {
+	condition string
+	eval      func(statusInput) verdict
+}
+
+// statusChecks are the ChatRoom reconciler's conditions, in the order they
+// are first added to the status: each component's availability, then the
+// room's Available, Progressing and Degraded.
+var statusChecks = []statusCheck{
+	{chatrv1.ConditionAPIAvailable, componentAvailable(chatrv1.ComponentAPI)},
+	{chatrv1.ConditionStreamerAvailable, componentAvailable(chatrv1.ComponentStreamer)},
+	{chatrv1.ConditionVerifierAvailable, componentAvailable(chatrv1.ComponentVerifier)},
+	{chatrv1.ConditionAvailable, roomAvailable},
+	{chatrv1.ConditionProgressing, roomProgressing},
+	{chatrv1.ConditionDegraded, roomDegraded},
+}
+
+// componentAvailable checks that the component's Deployment exists and has
+// an available pod.
+func componentAvailable(c chatrv1.Component) func(statusInput) verdict {
+	return func(in statusInput) verdict {
+		d := in.deps[c]
 		cs := componentStatus(d)
-		switch c {
-		case chatrv1.ComponentAPI:
-			st.API = cs
-		case chatrv1.ComponentStreamer:
-			st.Streamer = cs
-		case chatrv1.ComponentVerifier:
-			st.Verifier = cs
-		}
-
 		switch {
 		case d == nil:
-			set(chatrv1.ComponentConditionType(c), false, chatrv1.ReasonDeploymentMissing,
-				fmt.Sprintf("Deployment %s does not exist yet", desired.ComponentName(c)))
+			return verdict{false, chatrv1.ReasonDeploymentMissing, fmt.Sprintf("Deployment %s does not exist yet", in.desired.ComponentName(c))}
 		case cs.AvailableReplicas > 0:
-			set(chatrv1.ComponentConditionType(c), true, chatrv1.ReasonMinimumReplicasAvailable,
-				fmt.Sprintf("%d of %d pods available", cs.AvailableReplicas, cs.Replicas))
+			return verdict{true, chatrv1.ReasonMinimumReplicasAvailable, fmt.Sprintf("%d of %d pods available", cs.AvailableReplicas, cs.Replicas)}
 		default:
-			set(chatrv1.ComponentConditionType(c), false, chatrv1.ReasonNoReplicasAvailable,
-				fmt.Sprintf("0 of %d pods available", cs.Replicas))
+			return verdict{false, chatrv1.ReasonNoReplicasAvailable, fmt.Sprintf("0 of %d pods available", cs.Replicas)}
 		}
-		if d == nil || cs.AvailableReplicas == 0 {
-			unavailable = append(unavailable, string(c))
+	}
+}
+
+// unavailable lists, in component order, the components without an
+// available pod (or without a Deployment).
+func (in statusInput) unavailable() []string {
+	var out []string
+	for _, c := range chatrv1.Components {
+		if d := in.deps[c]; d == nil || d.Status.AvailableReplicas == 0 {
+			out = append(out, string(c))
 		}
-		if rollingOut(d) {
+	}
+	return out
+}
+
+// roomAvailable checks that the room serves: agents can post (API) and
+// spectators can watch (streamers). A verifier outage delays verifications:
+// Degraded only.
+func roomAvailable(in statusInput) verdict {
+	down := in.unavailable()
+	if slices.Contains(down, string(chatrv1.ComponentAPI)) || slices.Contains(down, string(chatrv1.ComponentStreamer)) {
+		return verdict{false, chatrv1.ReasonComponentUnavailable, "no available pods for: " + strings.Join(down, ", ")}
+	}
+	return verdict{true, chatrv1.ReasonAvailable, "the API and the streamers have available pods"}
+}
+
+// roomProgressing checks whether a Deployment rolls out, naming each.
+func roomProgressing(in statusInput) verdict {
+	var rolling []string
+	for _, c := range chatrv1.Components {
+		if d := in.deps[c]; rollingOut(d) {
+			cs := componentStatus(d)
 			rolling = append(rolling, fmt.Sprintf("%s (%d of %d updated pods available)", c, min(cs.UpdatedReplicas, cs.AvailableReplicas), cs.Replicas))
 		}
-		problems = append(problems, deploymentProblems(c, d)...)
 	}
+	if len(rolling) > 0 {
+		return verdict{true, chatrv1.ReasonRollingOut, "rolling out: " + strings.Join(rolling, ", ")}
+	}
+	return verdict{false, chatrv1.ReasonRolledOut, "no rollout in progress"}
+}
 
-	// The room serves when agents can post (API) and spectators can watch
-	// (streamers). A verifier outage delays verifications: Degraded only.
-	serving := !contains(unavailable, string(chatrv1.ComponentAPI)) && !contains(unavailable, string(chatrv1.ComponentStreamer))
-	if serving {
-		set(chatrv1.ConditionAvailable, true, chatrv1.ReasonAvailable, "the API and the streamers have available pods")
-	} else {
-		set(chatrv1.ConditionAvailable, false, chatrv1.ReasonComponentUnavailable,
-			"no available pods for: "+strings.Join(unavailable, ", "))
+// roomDegraded checks whether anything needs a human (roomProblems): the
+// reason is the first problem's, the message all of theirs.
+func roomDegraded(in statusInput) verdict {
+	problems := roomProblems(in)
+	if len(problems) == 0 {
+		return verdict{false, chatrv1.ReasonAsExpected, "nothing needs attention"}
 	}
-	if contains(unavailable, string(chatrv1.ComponentVerifier)) && deps[chatrv1.ComponentVerifier] != nil && !rollingOut(deps[chatrv1.ComponentVerifier]) {
+	msgs := make([]string, 0, len(problems))
+	for _, p := range problems {
+		msgs = append(msgs, p.message)
+	}
+	return verdict{true, problems[0].reason, truncate(strings.Join(msgs, "; "), 32000)}
+}
+
+// roomProblems lists, once each and in this order, the reconcile's
+// problems, each Deployment's (deploymentProblems), and a verifier with no
+// available pod outside a rollout.
+func roomProblems(in statusInput) []problem {
+	problems := slices.Clone(in.problems)
+	for _, c := range chatrv1.Components {
+		problems = append(problems, deploymentProblems(c, in.deps[c])...)
+	}
+	if v := in.deps[chatrv1.ComponentVerifier]; v != nil && v.Status.AvailableReplicas == 0 && !rollingOut(v) {
 		problems = append(problems, problem{chatrv1.ReasonComponentUnavailable, "verifier has no available pod: verifications wait"})
 	}
-
-	if len(rolling) > 0 {
-		set(chatrv1.ConditionProgressing, true, chatrv1.ReasonRollingOut, "rolling out: "+strings.Join(rolling, ", "))
-	} else {
-		set(chatrv1.ConditionProgressing, false, chatrv1.ReasonRolledOut, "no rollout in progress")
-	}
-
-	problems = dedupe(problems)
-	if len(problems) > 0 {
-		msgs := make([]string, 0, len(problems))
-		for _, p := range problems {
-			msgs = append(msgs, p.message)
-		}
-		set(chatrv1.ConditionDegraded, true, problems[0].reason, truncate(strings.Join(msgs, "; "), 32000))
-	} else {
-		set(chatrv1.ConditionDegraded, false, chatrv1.ReasonAsExpected, "nothing needs attention")
-	}
-
-	st.Streamers = fmt.Sprintf("%d/%d", st.Streamer.ReadyReplicas, st.Streamer.Replicas)
-	st.PostgresSchema = desired.PostgresSchema()
-	st.Endpoints = chatrv1.Endpoints{
-		URL:      desired.PublicURL(),
-		API:      desired.ServiceURL(chatrv1.ComponentAPI, portHTTP),
-		Streamer: desired.ServiceURL(chatrv1.ComponentStreamer, portHTTP),
-	}
-	return st
+	return dedupe(problems)
 }
 
 // componentStatus copies a Deployment's replica counts; the desired count is
@@ -179,16 +246,6 @@ func deploymentProblems(c chatrv1.Component, d *appsv1.Deployment) []problem {
 		ps = append(ps, problem{chatrv1.ReasonReplicasUnavailable, fmt.Sprintf("%s has no available pod", c)})
 	}
 	return ps
-}
-
-// contains reports whether x is in xs.
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // truncate keeps a condition message under the API's 32768-byte limit.
