@@ -1,0 +1,389 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatr-ai/chatr/internal/testenv"
+)
+
+// faultTime is how long each fault lasts: short under make test, 30 s under
+// make chaos (CHATR_CHAOS_FAULT).
+func faultTime(t *testing.T) time.Duration {
+	if s := os.Getenv("CHATR_CHAOS_FAULT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("CHATR_CHAOS_FAULT=%q: %v", s, err)
+		}
+		return d
+	}
+	return 3 * time.Second
+}
+
+// scenario is one fault: start applies it and returns what ends it (nil:
+// nothing to undo, as after a crash); check, if set, runs while it lasts.
+type scenario struct {
+	name    string
+	start   func(t *testing.T, r *room) (end func())
+	during  func(t *testing.T, r *room) string // a finding for the verdict
+	control bool                               // the negative control: must be caught
+}
+
+func freeze(pick func(*part) *testenv.FaultProxy, parts func(*room) []*part) func(*testing.T, *room) func() {
+	return func(t *testing.T, r *room) func() {
+		for _, p := range parts(r) {
+			pick(p).Pause()
+		}
+		return func() {
+			for _, p := range parts(r) {
+				pick(p).Resume()
+			}
+		}
+	}
+}
+
+func cut(pick func(*part) *testenv.FaultProxy, parts func(*room) []*part) func(*testing.T, *room) func() {
+	return func(t *testing.T, r *room) func() {
+		for _, p := range parts(r) {
+			pick(p).Down()
+		}
+		return func() {
+			for _, p := range parts(r) {
+				pick(p).Up()
+			}
+		}
+	}
+}
+
+var (
+	pg        = func(p *part) *testenv.FaultProxy { return p.pg }
+	rd        = func(p *part) *testenv.FaultProxy { return p.rd }
+	all       = func(r *room) []*part { return r.parts() }
+	streamerA = func(r *room) []*part { return r.streamers[:1] }
+	apiA      = func(r *room) []*part { return r.apis[:1] }
+)
+
+// notReady waits for part's readiness to fail (the Service then stops
+// sending it new connections) and says how long that took.
+func notReady(which func(*room) []*part) func(*testing.T, *room) string {
+	return func(t *testing.T, r *room) string {
+		p := which(r)[0]
+		start := time.Now()
+		err := testenv.Poll(context.Background(), 15*time.Second, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if p.ready(ctx) == nil {
+				return fmt.Errorf("%s still ready", p.name)
+			}
+			return nil
+		})
+		if err != nil {
+			return "readiness: " + err.Error()
+		}
+		return fmt.Sprintf("%s not ready after %s", p.name, time.Since(start).Round(10*time.Millisecond))
+	}
+}
+
+var scenarios = []scenario{
+	{name: "no fault"},
+	{name: "postgres frozen", start: freeze(pg, all)},
+	{name: "redis frozen", start: freeze(rd, all)},
+	{name: "postgres down", start: cut(pg, all)},
+	{name: "redis down", start: cut(rd, all)},
+	{name: "streamer-a cut off from redis (silent)", start: freeze(rd, streamerA), during: notReady(streamerA)},
+	{name: "api-a cut off from postgres", start: cut(pg, apiA), during: notReady(apiA)},
+	{name: "streamer-a crashes", start: func(t *testing.T, r *room) func() { r.stopPart(r.streamers[0]); return nil }},
+	{name: "negative control: a reader skips a message", control: true},
+}
+
+var passed, failed atomic.Int32
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if passed.Load()+failed.Load() > 0 {
+		fmt.Printf("chaos: %d passed, %d failed\n", passed.Load(), failed.Load())
+	}
+	os.Exit(code)
+}
+
+func TestChaos(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
+			v := run(t, sc)
+			fmt.Println(v.String())
+			problems := v.problems(faultTime(t))
+			if sc.control {
+				// The control passes when the check caught the skipped message.
+				if v.lost == 0 {
+					problems = []string{"the skipped message went unnoticed: the verdict cannot fail"}
+				} else {
+					problems = nil
+				}
+			}
+			if len(problems) > 0 {
+				failed.Add(1)
+				t.Errorf("%s: %s", sc.name, strings.Join(problems, "; "))
+				return
+			}
+			passed.Add(1)
+		})
+	}
+}
+
+// run plays one scenario: readers on both streamers, steady posting, the
+// fault for faultTime, a few seconds after, then every reader must hold
+// every accepted message.
+func run(t *testing.T, sc scenario) verdict {
+	r := newRoom(t)
+	keys := []string{register(t, r, "poster_a"), register(t, r, "poster_b")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var readers []*reader
+	urls := r.streamerURLs()
+	for i := 0; i < 8; i++ {
+		rot := append(append([]string(nil), urls[i%2:]...), urls[:i%2]...)
+		readers = append(readers, &reader{name: fmt.Sprintf("r%d", i), ws: i%4 == 3, urls: rot})
+	}
+	if sc.control {
+		readers[1].drop = "chaos 5"
+	}
+	var wg sync.WaitGroup
+	for _, rd := range readers {
+		wg.Go(func() { rd.run(ctx) })
+	}
+	// Every reader is connected before the first post.
+	testenv.Eventually(t, 15*time.Second, "readers connected", func() error {
+		for _, rd := range readers {
+			if !rd.connected.Load() {
+				return fmt.Errorf("%s has no history yet", rd.name)
+			}
+		}
+		return nil
+	})
+
+	var p poster
+	pctx, stopPosting := context.WithCancel(ctx)
+	posting := make(chan struct{})
+	go func() { defer close(posting); p.run(pctx, r, keys, 50*time.Millisecond) }()
+
+	v := verdict{name: sc.name}
+	waitPosts(t, &p, 10)
+	var faultEnd time.Time
+	if sc.start != nil {
+		end := sc.start(t, r)
+		faultStart := time.Now()
+		if sc.during != nil {
+			v.findings = append(v.findings, sc.during(t, r))
+		}
+		if rest := faultTime(t) - time.Since(faultStart); rest > 0 {
+			time.Sleep(rest) // the fault's length is the scenario's subject, not a synchronisation
+		}
+		if end != nil {
+			end()
+		}
+		faultEnd = time.Now()
+	}
+	// Posting goes on until a few posts were accepted after the fault.
+	afterFault := len(p.snapshot())
+	testenv.Eventually(t, 60*time.Second, "posts accepted after the fault", func() error {
+		n := 0
+		for _, x := range p.snapshot()[afterFault:] {
+			if x.id > 0 {
+				n++
+			}
+		}
+		if n < 10 {
+			return fmt.Errorf("%d accepted since the fault ended", n)
+		}
+		return nil
+	})
+	stopPosting()
+	<-posting
+	posts := p.snapshot()
+
+	// Every reader catches up with every accepted post (or the verdict says
+	// what it lacks).
+	accepted := map[int64]post{}
+	for _, x := range posts {
+		if x.id > 0 {
+			accepted[x.id] = x
+		}
+	}
+	_ = testenv.Poll(context.Background(), 20*time.Second, func() error {
+		for _, rd := range readers {
+			if rd.drop != "" {
+				continue
+			}
+			got, _ := rd.snapshot()
+			have := map[int64]bool{}
+			for _, d := range got {
+				have[d.id] = true
+			}
+			for id := range accepted {
+				if !have[id] {
+					return fmt.Errorf("%s lacks %d", rd.name, id)
+				}
+			}
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	v.compute(t, r, posts, readers, faultEnd)
+	return v
+}
+
+func waitPosts(t *testing.T, p *poster, n int) {
+	testenv.Eventually(t, 30*time.Second, "the first posts accepted", func() error {
+		k := 0
+		for _, x := range p.snapshot() {
+			if x.id > 0 {
+				k++
+			}
+		}
+		if k < n {
+			return fmt.Errorf("%d accepted", k)
+		}
+		return nil
+	})
+}
+
+// verdict is what one scenario did to the room's promises.
+type verdict struct {
+	name                       string
+	accepted, refused, answers int
+	errors                     map[string]int
+	slowest                    time.Duration
+	lost, dup, outOfOrder      int
+	missing                    int // accepted, not in Postgres
+	recovery                   time.Duration
+	worstDelay                 time.Duration
+	reconnects                 int
+	findings                   []string
+}
+
+func (v *verdict) compute(t *testing.T, r *room, posts []post, readers []*reader, faultEnd time.Time) {
+	v.errors = map[string]int{}
+	accepted := map[int64]post{}
+	firstAfter := time.Time{}
+	for _, x := range posts {
+		v.answers++
+		v.slowest = max(v.slowest, x.took)
+		if x.id > 0 {
+			v.accepted++
+			accepted[x.id] = x
+			if !faultEnd.IsZero() && x.sent.After(faultEnd) && (firstAfter.IsZero() || x.sent.Add(x.took).Before(firstAfter)) {
+				firstAfter = x.sent.Add(x.took)
+			}
+			continue
+		}
+		v.refused++
+		v.errors[x.kind]++
+	}
+	if !firstAfter.IsZero() {
+		v.recovery = firstAfter.Sub(faultEnd)
+	}
+	for _, rd := range readers {
+		got, rc := rd.snapshot()
+		v.reconnects += rc
+		seen := map[int64]bool{}
+		var prev int64
+		for _, d := range got {
+			if seen[d.id] {
+				v.dup++
+			}
+			seen[d.id] = true
+			if d.id < prev {
+				v.outOfOrder++
+			}
+			prev = max(prev, d.id)
+			if x, ok := accepted[d.id]; ok {
+				if x.content != d.content {
+					v.findings = append(v.findings, fmt.Sprintf("%s: id %d carries %q, was %q", rd.name, d.id, d.content, x.content))
+				}
+				v.worstDelay = max(v.worstDelay, d.at.Sub(x.sent))
+			}
+		}
+		for id := range accepted {
+			if !seen[id] {
+				v.lost++
+			}
+		}
+	}
+	st := testenv.StoreFor(t, r.schema)
+	rows, err := st.Pool().Query(context.Background(), `SELECT id FROM messages`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inPG := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		inPG[id] = true
+	}
+	rows.Close()
+	for id := range accepted {
+		if !inPG[id] {
+			v.missing++
+		}
+	}
+}
+
+// problems are the promises the scenario broke.
+func (v verdict) problems(fault time.Duration) []string {
+	var out []string
+	if v.lost+v.dup+v.outOfOrder+v.missing > 0 {
+		out = append(out, fmt.Sprintf("lost %d, duplicated %d, out of order %d, accepted but missing %d", v.lost, v.dup, v.outOfOrder, v.missing))
+	}
+	for kind, n := range v.errors {
+		if kind != "503" {
+			out = append(out, fmt.Sprintf("%d answers of kind %q (every refusal must be a JSON 503 with Retry-After)", n, kind))
+		}
+	}
+	// Every request is answered within its deadline (2 s here), whatever
+	// the fault; the slack is for a loaded machine.
+	if limit := testenv.Slow(4 * time.Second); v.slowest > limit {
+		out = append(out, fmt.Sprintf("the slowest answer took %s (more than %s)", v.slowest.Round(time.Millisecond), limit))
+	}
+	// Whatever the fault and however long it lasts, an accepted message
+	// reaches every reader within a bounded delay (a streamer cut off from
+	// Redis fills from Postgres).
+	if limit := testenv.Slow(10 * time.Second); v.worstDelay > limit {
+		out = append(out, fmt.Sprintf("a delivery took %s (more than %s)", v.worstDelay.Round(time.Millisecond), limit))
+	}
+	for _, f := range v.findings {
+		if strings.HasPrefix(f, "readiness:") || strings.Contains(f, " carries ") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (v verdict) String() string {
+	kinds := make([]string, 0, len(v.errors))
+	for k, n := range v.errors {
+		kinds = append(kinds, fmt.Sprintf("%s×%d", k, n))
+	}
+	sort.Strings(kinds)
+	errs := "none"
+	if len(kinds) > 0 {
+		errs = strings.Join(kinds, " ")
+	}
+	s := fmt.Sprintf("chaos %-44s accepted %4d refused %3d (%s) | lost %d dup %d out-of-order %d missing %d | slowest answer %s, recovery %s, worst delivery %s, reconnects %d",
+		v.name+":", v.accepted, v.refused, errs, v.lost, v.dup, v.outOfOrder, v.missing,
+		v.slowest.Round(time.Millisecond), v.recovery.Round(time.Millisecond), v.worstDelay.Round(time.Millisecond), v.reconnects)
+	for _, f := range v.findings {
+		s += " | " + f
+	}
+	return s
+}
