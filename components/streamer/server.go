@@ -11,7 +11,8 @@
 // once and writes the same bytes to every client with non-blocking writes,
 // from a handful of writer goroutines that own the hijacked connections: an
 // idle stream has no goroutine, and a slow client only fills its own bounded
-// queue. Limits (per IP across the fleet, per pod) and the connection count
+// queue (the hub's files and how data flows through them: the top of
+// hub.go). Limits (per IP across the fleet, per pod) and the connection count
 // the operator scales on live in Redis.
 package streamer
 

@@ -70,22 +70,6 @@ func TestPingWheelSpreadsPings(t *testing.T) {
 	}
 }
 
-// Queuing and writing a frame costs no allocation once a queue exists.
-func TestQueueKeepsItsArray(t *testing.T) {
-	sh := testShard(t, time.Second)
-	c := &conn{fd: -1, t: sseChunked, limit: 1 << 20}
-	f := sseOnly(": x\n\n")
-	allocs := testing.AllocsPerRun(1000, func() {
-		sh.enqueue(c, f)
-		sh.enqueue(c, f)
-		sh.consume(c, len(f.sse)+3)
-		sh.consume(c, len(f.sse)-3)
-	})
-	if allocs != 0 || len(c.queue) != 0 || c.off != 0 || c.qbytes != 0 {
-		t.Fatalf("%v allocations per round; queue %d frames, off %d, %d bytes", allocs, len(c.queue), c.off, c.qbytes)
-	}
-}
-
 // A frame posted while the writer walks its dirty streams is taken during
 // the walk: streams not written yet get both frames in one write, the others
 // are written again, and nothing waits in the inbox for the next round.
