@@ -34,6 +34,7 @@ type scenario struct {
 	start   func(t *testing.T, r *room) (end func())
 	during  func(t *testing.T, r *room) string // a finding for the verdict
 	control bool                               // the negative control: must be caught
+	pair    bool                               // the room runs on its own primary and synchronous replica
 }
 
 func freeze(pick func(*part) *testenv.FaultProxy, parts func(*room) []*part) func(*testing.T, *room) func() {
@@ -100,6 +101,11 @@ var scenarios = []scenario{
 	{name: "streamer-a cut off from redis (silent)", start: freeze(rd, streamerA), during: notReady(streamerA)},
 	{name: "api-a cut off from postgres", start: cut(pg, apiA), during: notReady(apiA)},
 	{name: "streamer-a crashes", start: func(t *testing.T, r *room) func() { r.stopPart(r.streamers[0]); return nil }},
+	{name: "postgres primary fails over to its replica", pair: true, start: func(t *testing.T, r *room) func() {
+		d := r.pair.failover(t)
+		t.Logf("primary killed and replica promoted in %s", d.Round(time.Millisecond))
+		return nil
+	}},
 	{name: "negative control: a reader skips a message", control: true},
 }
 
@@ -141,7 +147,14 @@ func TestChaos(t *testing.T) {
 // fault for faultTime, a few seconds after, then every reader must hold
 // every accepted message.
 func run(t *testing.T, sc scenario) verdict {
-	r := newRoom(t)
+	var r *room
+	if sc.pair {
+		pair := startPGPair(t)
+		r = newRoomOn(t, pair.url())
+		r.pair = pair
+	} else {
+		r = newRoom(t)
+	}
 	keys := []string{register(t, r, "poster_a"), register(t, r, "poster_b")}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -318,7 +331,7 @@ func (v *verdict) compute(t *testing.T, r *room, posts []post, readers []*reader
 			}
 		}
 	}
-	st := testenv.StoreFor(t, r.schema)
+	st := r.store(t)
 	rows, err := st.Pool().Query(context.Background(), `SELECT id FROM messages`)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/chatr-ai/chatr/components/api"
 	"github.com/chatr-ai/chatr/components/streamer"
 	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/store"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
@@ -32,6 +33,8 @@ type part struct {
 // room is two APIs and two streamers on one schema.
 type room struct {
 	schema     string
+	dbURL      string  // the Postgres every part uses (not through a proxy when set by the scenario)
+	pair       *pgPair // the primary and replica behind dbURL, for the failover
 	apis       []*part
 	streamers  []*part
 	requestTTL time.Duration
@@ -66,18 +69,31 @@ func hostOf(t *testing.T, raw string) string {
 
 // newRoom starts the room. Limits are lifted so that the workload, all from
 // 127.0.0.1, is never rate limited: the suite is about faults.
-func newRoom(t *testing.T) *room {
+func newRoom(t *testing.T) *room { return newRoomOn(t, "") }
+
+// newRoomOn is newRoom on the Postgres at dbURL (every part connects to it
+// directly, with no proxy), or the test Postgres through proxies when "".
+func newRoomOn(t *testing.T, dbURL string) *room {
 	t.Helper()
-	r := &room{schema: testenv.Schema(t), requestTTL: 2 * time.Second}
-	testenv.StoreFor(t, r.schema) // migrate once, before the parts start
+	r := &room{schema: testenv.Schema(t), requestTTL: 2 * time.Second, dbURL: dbURL}
+	direct := dbURL != ""
+	if !direct {
+		r.dbURL = testenv.DatabaseURL()
+	}
+	r.store(t) // migrate once, before the parts start
 	limits := config.DefaultLimits()
 	limits.VerifiedMessages = 1_000_000
 	limits.RequestsPerIP = 1_000_000
 	limits.StreamsPerIP = 10_000
-	pgHost, rdHost := hostOf(t, testenv.DatabaseURL()), hostOf(t, testenv.RedisURL())
+	pgHost, rdHost := hostOf(t, r.dbURL), hostOf(t, testenv.RedisURL())
 	common := func(p *part) config.Common {
-		p.pg, p.rd = testenv.NewFaultProxy(t, pgHost), testenv.NewFaultProxy(t, rdHost)
-		return config.Common{DatabaseURL: viaProxy(t, testenv.DatabaseURL(), p.pg), Schema: r.schema,
+		p.rd = testenv.NewFaultProxy(t, rdHost)
+		db := r.dbURL
+		if !direct {
+			p.pg = testenv.NewFaultProxy(t, pgHost)
+			db = viaProxy(t, r.dbURL, p.pg)
+		}
+		return config.Common{DatabaseURL: db, Schema: r.schema,
 			RedisURL: viaProxy(t, testenv.RedisURL(), p.rd), DBConnectTimeout: time.Second,
 			DBStatementTimeout: 2 * time.Second}
 	}
@@ -120,6 +136,20 @@ func newRoom(t *testing.T) *room {
 		r.streamers = append(r.streamers, p)
 	}
 	return r
+}
+
+// store opens the room's schema on its Postgres (migrated), closed when the
+// test ends.
+func (r *room) store(t *testing.T) *store.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, store.Options{URL: r.dbURL, Schema: r.schema, Migrate: true})
+	if err != nil {
+		t.Fatalf("Postgres at %s: %v", config.Redact(r.dbURL), err)
+	}
+	t.Cleanup(st.Close)
+	return st
 }
 
 // stopPart stops p at once, as a crash does to its clients (their

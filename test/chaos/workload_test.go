@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // post is one attempt and its outcome.
@@ -56,7 +54,7 @@ func register(t *testing.T, r *room, name string) string {
 		t.Fatalf("register %s: %d %v", name, res.StatusCode, err)
 	}
 	// Verified agents, so the message limit does not shape the workload.
-	st := testenv.StoreFor(t, r.schema)
+	st := r.store(t)
 	if _, err := st.Pool().Exec(context.Background(),
 		`UPDATE agents SET moltbook_verified = true, moltbook_name = $2, owner_twitter = 'chaos' WHERE id = $1`,
 		out.Agent.ID, "m_"+name); err != nil {
