@@ -276,13 +276,18 @@ func TestSpecChangePatchesOnlyWhatItAffects(t *testing.T) {
 		}
 		return nil
 	})
-	// A limit the streamer and verifier do not read rolls neither of them,
-	// and the streamer keeps the autoscaler's 7 replicas.
-	testenv.Consistently(t, 2*time.Second, "streamer and verifier untouched", func() error {
-		for _, c := range []chatrv1.Component{chatrv1.ComponentStreamer, chatrv1.ComponentVerifier} {
-			if h := templateHash(c); h != before[c] {
-				return fmt.Errorf("%s config hash moved from %s to %s", c, before[c], h)
-			}
+	// The streamers read the limit (their guide states it) and the host
+	// (their public URL), so they roll, and keep the autoscaler's 7
+	// replicas; the verifier reads neither and is left alone.
+	testenv.Eventually(t, 20*time.Second, "streamer rolls", func() error {
+		if h := templateHash(chatrv1.ComponentStreamer); h == before[chatrv1.ComponentStreamer] {
+			return fmt.Errorf("streamer config hash still %s", h)
+		}
+		return nil
+	})
+	testenv.Consistently(t, 2*time.Second, "verifier untouched, streamer at the autoscaler's replicas", func() error {
+		if h := templateHash(chatrv1.ComponentVerifier); h != before[chatrv1.ComponentVerifier] {
+			return fmt.Errorf("verifier config hash moved from %s to %s", before[chatrv1.ComponentVerifier], h)
 		}
 		d := deployment(room, chatrv1.ComponentStreamer)
 		must(get(d))
