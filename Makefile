@@ -10,7 +10,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 # The version stamped into every binary (internal/version, `chatrd version`,
 # chatr_build_info): git describe of the tree and its commit. Override with
