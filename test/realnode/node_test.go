@@ -708,4 +708,15 @@ func (n *node) dumpLogs() {
 	for _, name := range n.order {
 		n.t.Logf("--- %s (last lines)%s", name, n.tail(name, 15))
 	}
+	// And every container's, which say why a pod crash-loops.
+	logs, _ := filepath.Glob(n.path("pod-logs", "*", "*", "*.log"))
+	for _, f := range logs {
+		b, _ := os.ReadFile(f)
+		ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(ls) > 10 {
+			ls = ls[len(ls)-10:]
+		}
+		rel, _ := filepath.Rel(n.path("pod-logs"), f)
+		n.t.Logf("--- container %s (last lines)\n  %s", rel, strings.Join(ls, "\n  "))
+	}
 }
