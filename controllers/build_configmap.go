@@ -39,7 +39,8 @@ func configKeys(c chatrv1.Component) []string {
 		keys = append(keys, limitKeys...)
 		keys = append(keys, config.EnvMaxConnections, config.EnvDrainTime, config.EnvPublicURL)
 	case chatrv1.ComponentVerifier:
-		keys = append(keys, config.EnvMoltbookURL, config.EnvMoltbookRPM, config.EnvVerifyMaxAttempts)
+		keys = append(keys, config.EnvMoltbookURL, config.EnvMoltbookRPM, config.EnvVerifyMaxAttempts,
+			config.EnvRetentionMaxAge, config.EnvRetentionMaxMessages, config.EnvRetentionJobs)
 	}
 	return keys
 }
@@ -95,6 +96,10 @@ func buildConfigMap(room *chatrv1.ChatRoom) *corev1.ConfigMap {
 			config.EnvMoltbookURL:       s.Moltbook.URL,
 			config.EnvMoltbookRPM:       itoa(s.Moltbook.RequestsPerMinute),
 			config.EnvVerifyMaxAttempts: itoa(s.Moltbook.MaxAttempts),
+
+			config.EnvRetentionMaxAge:      formatDuration(s.Retention.MaxAge, 0),
+			config.EnvRetentionMaxMessages: itoaPtr(s.Retention.MaxMessages),
+			config.EnvRetentionJobs:        formatDuration(s.Retention.FinishedJobsMaxAge, chatrv1.DefaultFinishedJobsMaxAge),
 		},
 	}
 }
@@ -112,4 +117,12 @@ func publicURL(room *chatrv1.ChatRoom) string {
 		return "https://" + in.Host
 	}
 	return "http://" + in.Host
+}
+
+// itoaPtr is itoa of *p, "0" when unset.
+func itoaPtr(p *int32) string {
+	if p == nil {
+		return "0"
+	}
+	return itoa(*p)
 }

@@ -44,7 +44,12 @@ func TestBuildConfigMap(t *testing.T) {
 			config.EnvVerificationsPerAgent: "3", config.EnvVerificationWindow: "10m0s",
 			config.EnvMaxConnections: "20000", config.EnvDrainTime: "30s", config.EnvPublicURL: "",
 			config.EnvMoltbookURL: "https://www.moltbook.com/api/v1", config.EnvMoltbookRPM: "100", config.EnvVerifyMaxAttempts: "8",
+			config.EnvRetentionMaxAge: "0s", config.EnvRetentionMaxMessages: "0", config.EnvRetentionJobs: "168h0m0s",
 		}},
+		{"retention", func(r *chatrv1.ChatRoom) {
+			r.Spec.Retention = chatrv1.RetentionSpec{MaxAge: &metav1.Duration{Duration: 30 * 24 * time.Hour}, MaxMessages: ptr(int32(100000)),
+				FinishedJobsMaxAge: &metav1.Duration{Duration: 24 * time.Hour}}
+		}, map[string]string{config.EnvRetentionMaxAge: "720h0m0s", config.EnvRetentionMaxMessages: "100000", config.EnvRetentionJobs: "24h0m0s"}},
 		{"spec values", func(r *chatrv1.ChatRoom) {
 			r.Spec.Postgres.Schema = "room1"
 			r.Spec.TrustedProxies = []string{"10.0.0.0/8", "192.168.0.0/16"}
@@ -114,6 +119,7 @@ func TestConfigHashesFollowWhatEachComponentReads(t *testing.T) {
 		{"verification attempts", func(r *chatrv1.ChatRoom) { r.Spec.Limits.VerificationsPerAgent = ptr(int32(1)) }, []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer}},
 		{"public host", func(r *chatrv1.ChatRoom) { r.Spec.Ingress = &chatrv1.IngressSpec{Host: "room.example.com"} }, []chatrv1.Component{chatrv1.ComponentStreamer}},
 		{"verify wait", func(r *chatrv1.ChatRoom) { r.Spec.Moltbook.VerifyWait = &metav1.Duration{Duration: time.Second} }, []chatrv1.Component{chatrv1.ComponentAPI}},
+		{"retention", func(r *chatrv1.ChatRoom) { r.Spec.Retention.MaxMessages = ptr(int32(500)) }, []chatrv1.Component{chatrv1.ComponentVerifier}},
 		{"log level", func(r *chatrv1.ChatRoom) { r.Spec.Logging.Level = "debug" }, chatrv1.Components},
 		{"autoscaling target", func(r *chatrv1.ChatRoom) { r.Spec.Streamer.Autoscaling.TargetConnectionsPerPod = 100 }, nil},
 	}

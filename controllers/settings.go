@@ -68,6 +68,8 @@ var notFromRoom = map[string]string{
 	"CHATR_VERIFY_CONCURRENCY":   "per replica; scale the verifier's replicas instead",
 	"CHATR_VERIFY_BACKOFF":       "verifier tuning",
 	"CHATR_VERIFY_BACKOFF_MAX":   "verifier tuning",
+	"CHATR_RETENTION_INTERVAL":   "retention tuning: a pass a minute suits any room",
+	"CHATR_RETENTION_BATCH":      "retention tuning: the batch that keeps each statement short",
 	// The verifier's worker id defaults to the host name, which Kubernetes
 	// sets to the pod's name.
 	string(chatrv1.ComponentVerifier) + "/" + config.EnvPodName: "the verifier's worker id; its default, the host name, is the pod name",

@@ -44,8 +44,10 @@ const (
 	DefaultMoltbookRPM               = int32(100)
 	DefaultVerifyMaxAttempts         = int32(8)
 	DefaultVerifyWait                = 10 * time.Second
-	DefaultLogLevel                  = "info"
-	DefaultLogFormat                 = "json"
+	// DefaultFinishedJobsMaxAge is how long finished verification jobs are kept.
+	DefaultFinishedJobsMaxAge = 7 * 24 * time.Hour
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "json"
 )
 
 // DefaultLimits returns the wire contract's default limits (chatr.ai's);

@@ -87,6 +87,11 @@ type ChatRoomSpec struct {
 	// +optional
 	Logging LoggingSpec `json:"logging,omitempty"`
 
+	// retention is what the room keeps. By default it keeps every message,
+	// as chatr.ai does; the verifier's deployment deletes what is beyond.
+	// +optional
+	Retention RetentionSpec `json:"retention,omitempty"`
+
 	// networkPolicy says who may connect to the room's pods and where they
 	// may connect to; the operator writes one NetworkPolicy per component from
 	// it. The defaults keep a room working behind ingress-nginx, with Postgres
@@ -515,6 +520,33 @@ type MoltbookSpec struct {
 	// +kubebuilder:default="10s"
 	// +optional
 	VerifyWait *metav1.Duration `json:"verifyWait,omitempty"`
+}
+
+// RetentionSpec says what a room keeps. The verifier deletes the rest in
+// small batches (docs/operations.md); ids never change, so resumes and
+// GET /api/messages pages start at the new oldest message.
+type RetentionSpec struct {
+	// maxAge deletes messages older than this (unset: keep them).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="retention.maxAge must be at least 1h"
+	// +optional
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+
+	// maxMessages keeps only the newest this many messages (unset: all); at
+	// least 100, the history a new stream shows.
+	// +kubebuilder:validation:Minimum=100
+	// +optional
+	MaxMessages *int32 `json:"maxMessages,omitempty"`
+
+	// finishedJobsMaxAge deletes verification jobs this long after they
+	// finished (the verdict stays on the agent).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="retention.finishedJobsMaxAge must be at least 1h"
+	// +kubebuilder:default="168h"
+	// +optional
+	FinishedJobsMaxAge *metav1.Duration `json:"finishedJobsMaxAge,omitempty"`
 }
 
 // LimitsSpec holds every limit of the wire contract (internal/config.Limits).

@@ -49,6 +49,17 @@ type Config struct {
 	// WorkerID names this replica in leases and logs (default: the pod name
 	// or host name, plus a random suffix).
 	WorkerID string
+
+	// RetentionMaxAge and RetentionMaxMessages are what the room keeps
+	// (zero: every message, as the original chatr.ai does); RetentionJobs
+	// is how long finished verification jobs are kept. The verifier applies
+	// them every RetentionInterval, RetentionBatch rows per statement
+	// (retention.go).
+	RetentionMaxAge      time.Duration
+	RetentionMaxMessages int
+	RetentionJobs        time.Duration
+	RetentionInterval    time.Duration
+	RetentionBatch       int
 }
 
 // RegisterFlags registers the shared settings and the verifier's own on fs.
@@ -66,6 +77,11 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	config.Duration(fs, &c.BackoffBase, "verify-backoff", "CHATR_VERIFY_BACKOFF", 2*time.Second, "first retry delay (doubles each attempt, with jitter)")
 	config.Duration(fs, &c.BackoffMax, "verify-backoff-max", "CHATR_VERIFY_BACKOFF_MAX", 5*time.Minute, "longest retry delay")
 	config.String(fs, &c.WorkerID, "worker-id", config.EnvPodName, "", "name of this replica in leases and logs (default: host name)")
+	config.Duration(fs, &c.RetentionMaxAge, "retention-max-age", config.EnvRetentionMaxAge, 0, "delete messages older than this (0: keep them)")
+	config.Int(fs, &c.RetentionMaxMessages, "retention-max-messages", config.EnvRetentionMaxMessages, 0, "keep only the newest this many messages (0: all)")
+	config.Duration(fs, &c.RetentionJobs, "retention-jobs", config.EnvRetentionJobs, 7*24*time.Hour, "delete finished verification jobs this long after they finished (0: keep them)")
+	config.Duration(fs, &c.RetentionInterval, "retention-interval", "CHATR_RETENTION_INTERVAL", time.Minute, "how often the retention runs")
+	config.Int(fs, &c.RetentionBatch, "retention-batch", "CHATR_RETENTION_BATCH", 1000, "rows one retention statement deletes at most")
 }
 
 // Validate reports settings the verifier cannot work with.
@@ -91,6 +107,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("verify-concurrency %d: must be at least 1", c.Concurrency))
+	}
+	if c.RetentionMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("retention-max-age %s: must not be negative (0 keeps every message)", c.RetentionMaxAge))
+	}
+	if c.RetentionMaxMessages < 0 || c.RetentionMaxMessages > 0 && c.RetentionMaxMessages < minKeptMessages {
+		errs = append(errs, fmt.Errorf("retention-max-messages %d: must be 0 (keep all) or at least %d, the history a new stream shows", c.RetentionMaxMessages, minKeptMessages))
+	}
+	if c.RetentionJobs < 0 {
+		errs = append(errs, fmt.Errorf("retention-jobs %s: must not be negative (0 keeps finished jobs)", c.RetentionJobs))
 	}
 	if c.BackoffBase <= 0 || c.BackoffMax < c.BackoffBase {
 		errs = append(errs, fmt.Errorf("verify-backoff %s / verify-backoff-max %s: want 0 < backoff <= backoff-max", c.BackoffBase, c.BackoffMax))

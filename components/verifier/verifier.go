@@ -38,6 +38,7 @@ type Verifier struct {
 	mb  *moltbook.Client
 	reg *prometheus.Registry
 	m   *metrics
+	ret *retentionMetrics
 	id  string
 
 	wake broadcast
@@ -70,7 +71,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
 	id += "-" + hex.EncodeToString(suffix[:])
 	reg := prometheus.NewRegistry()
 	return &Verifier{cfg: cfg, log: log.With("component", "verifier", "worker", id), st: st, q: verify.NewQueue(st),
-		mb: mb, reg: reg, m: newMetrics(reg), id: id}, nil
+		mb: mb, reg: reg, m: newMetrics(reg), ret: newRetentionMetrics(reg), id: id}, nil
 }
 
 // Name names the component in logs.
@@ -97,7 +98,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 	v.log.Info("verifier starting", "moltbook", config.Redact(v.cfg.MoltbookURL), "rpm", v.cfg.MoltbookRPM,
 		"concurrency", v.cfg.Concurrency, "lease", v.cfg.Lease, "max_attempts", v.cfg.MaxAttempts)
 	var wg sync.WaitGroup
-	wg.Add(2 + v.cfg.Concurrency)
+	wg.Add(3 + v.cfg.Concurrency)
 	go func() {
 		defer wg.Done()
 		_ = verify.Listen(ctx, verify.ListenOptions{
@@ -108,6 +109,10 @@ func (v *Verifier) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		v.maintain(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		v.retain(ctx)
 	}()
 	for i := 0; i < v.cfg.Concurrency; i++ {
 		go func(owner string) {

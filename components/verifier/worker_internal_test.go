@@ -2,10 +2,15 @@ package verifier
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/store"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
@@ -70,5 +75,63 @@ func TestVerifierPostgresTimeouts(t *testing.T) {
 	}
 	if ct := v.st.Pool().Config().ConnConfig.ConnectTimeout; ct != 3*time.Second {
 		t.Errorf("connect timeout %s, want 3s", ct)
+	}
+}
+
+// The verifier applies the room's retention while it runs: a room capped at
+// 100 messages is brought down to its newest 100, in batches, and the
+// deletes are counted; bad retention settings stop it at start.
+func TestVerifierAppliesRetention(t *testing.T) {
+	ctx := context.Background()
+	schema := testenv.Schema(t)
+	st := testenv.StoreFor(t, schema)
+	a, err := st.CreateAgent(ctx, "talker", "🤖", []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []store.NewMessage
+	for i := 0; i < 350; i++ {
+		batch = append(batch, store.NewMessage{Agent: a, Content: "m"})
+	}
+	if _, err := st.InsertMessages(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{MoltbookRPM: 100, MoltbookTimeout: 10 * time.Second, MaxAttempts: 8, PostAttempts: 3, Lease: time.Minute,
+		PollInterval: time.Second, Concurrency: 1, BackoffBase: time.Second, BackoffMax: time.Minute,
+		MoltbookURL: "http://127.0.0.1:1", RetentionMaxMessages: 100, RetentionInterval: 50 * time.Millisecond, RetentionBatch: 40}
+	cfg.Common = config.Common{DatabaseURL: testenv.DatabaseURL(), Schema: schema, Migrate: true}
+	v, err := New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = v.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 20*time.Second, "the room holds its newest 100 messages", func() error {
+		var oldest, count int64
+		if err := st.Pool().QueryRow(ctx, `SELECT min(id), count(*) FROM messages`).Scan(&oldest, &count); err != nil {
+			return err
+		}
+		if count != 100 || oldest != 251 {
+			return fmt.Errorf("%d messages from id %d", count, oldest)
+		}
+		return nil
+	})
+	if got := testutil.ToFloat64(v.ret.deleted.WithLabelValues("messages")); got != 250 {
+		t.Errorf("chatr_retention_deleted_total{table=messages} = %v, want 250", got)
+	}
+
+	for name, mutate := range map[string]func(*Config){
+		"negative age":      func(c *Config) { c.RetentionMaxAge = -time.Hour },
+		"below the history": func(c *Config) { c.RetentionMaxMessages = 50 },
+		"negative jobs":     func(c *Config) { c.RetentionJobs = -time.Second },
+	} {
+		c := cfg
+		mutate(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "retention-") {
+			t.Errorf("%s: Validate() = %v, want a retention error", name, err)
+		}
 	}
 }

@@ -54,6 +54,11 @@ const (
 	EnvMoltbookAPIKey    = "CHATR_MOLTBOOK_API_KEY"
 	EnvMoltbookRPM       = "CHATR_MOLTBOOK_RPM"
 	EnvVerifyMaxAttempts = "CHATR_VERIFY_MAX_ATTEMPTS"
+
+	// The retention, applied by the verifier.
+	EnvRetentionMaxAge      = "CHATR_RETENTION_MAX_AGE"
+	EnvRetentionMaxMessages = "CHATR_RETENTION_MAX_MESSAGES"
+	EnvRetentionJobs        = "CHATR_RETENTION_JOBS"
 )
 
 // registered holds, per flag set, the environment variables registered on
