@@ -69,14 +69,15 @@ func run(url string, rows, keep int64, batch int, limit time.Duration) error {
 	fmt.Printf("filled %d messages in %s (load %s)\n", rows, time.Since(start).Round(time.Millisecond), load())
 
 	var lat []time.Duration
-	var deleted int64
+	var deleted, after int64
 	start = time.Now()
 	for time.Since(start) < limit {
 		t := time.Now()
-		n, err := st.DeleteOldMessages(ctx, store.Retention{MaxMessages: keep}, batch)
+		n, last, err := st.DeleteOldMessages(ctx, store.Retention{MaxMessages: keep}, after, batch)
 		if err != nil {
 			return err
 		}
+		after = last
 		lat = append(lat, time.Since(t))
 		deleted += n
 		if n < int64(batch) {

@@ -69,14 +69,15 @@ func (v *Verifier) retainOnce(ctx context.Context, rules store.Retention) {
 		batch = defaultRetentionBatch
 	}
 	start := time.Now()
-	var messages, jobs int64
+	var messages, jobs, after int64
 	for ctx.Err() == nil {
-		n, err := v.st.DeleteOldMessages(ctx, rules, batch)
+		n, last, err := v.st.DeleteOldMessages(ctx, rules, after, batch)
 		if err != nil {
 			v.log.Warn("retention: could not delete old messages", "err", err)
 			break
 		}
 		messages += n
+		after = last
 		v.ret.deleted.WithLabelValues("messages").Add(float64(n))
 		if n < int64(batch) {
 			break

@@ -24,12 +24,15 @@ type Retention struct {
 	MaxMessages int64
 }
 
-// DeleteOldMessages deletes, oldest first, at most batch messages that the
-// rules say go, and reports how many it deleted: fewer than batch means
-// nothing more is due now.
-func (s *Store) DeleteOldMessages(ctx context.Context, r Retention, batch int) (int64, error) {
+// DeleteOldMessages deletes, oldest first, at most batch messages with ids
+// above after that the rules say go. It reports how many it deleted (fewer
+// than batch: nothing more is due now) and the highest id it deleted, which
+// the next batch of the same pass passes as after: starting there, the
+// index scan does not walk again over the entries of the rows just deleted,
+// which stay in the index until a vacuum.
+func (s *Store) DeleteOldMessages(ctx context.Context, r Retention, after int64, batch int) (n, last int64, err error) {
 	if r.MaxAge <= 0 && r.MaxMessages <= 0 {
-		return 0, nil
+		return 0, after, nil
 	}
 	// The head of the table by id: the rows a batch may touch. A row is
 	// deleted when it is beyond the count (id <= newest - MaxMessages) or
@@ -40,22 +43,24 @@ func (s *Store) DeleteOldMessages(ctx context.Context, r Retention, batch int) (
 	if r.MaxMessages > 0 {
 		var newest int64
 		if err := s.pool.QueryRow(ctx, `SELECT COALESCE(max(id), 0) FROM messages`).Scan(&newest); err != nil {
-			return 0, fmt.Errorf("while reading the newest message id: %w", err)
+			return 0, after, fmt.Errorf("while reading the newest message id: %w", err)
 		}
 		upto = newest - r.MaxMessages
 	}
 	if r.MaxAge > 0 {
 		cutoff = time.Now().Add(-r.MaxAge)
 	}
-	tag, err := s.pool.Exec(ctx, `
-		WITH head AS (SELECT id, created_at FROM messages ORDER BY id LIMIT $1)
-		DELETE FROM messages m USING head
-		 WHERE m.id = head.id AND (head.id <= $2 OR ($3::timestamptz IS NOT NULL AND head.created_at < $3))`,
-		batch, upto, nullTime(cutoff))
+	err = s.pool.QueryRow(ctx, `
+		WITH head AS (SELECT id, created_at FROM messages WHERE id > $4 ORDER BY id LIMIT $1),
+		     gone AS (DELETE FROM messages m USING head
+		               WHERE m.id = head.id AND (head.id <= $2 OR ($3::timestamptz IS NOT NULL AND head.created_at < $3))
+		               RETURNING m.id)
+		SELECT count(*), COALESCE(max(id), $4) FROM gone`,
+		batch, upto, nullTime(cutoff), after).Scan(&n, &last)
 	if err != nil {
-		return 0, fmt.Errorf("while deleting old messages: %w", err)
+		return 0, after, fmt.Errorf("while deleting old messages: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, last, nil
 }
 
 // DeleteFinishedJobs deletes at most batch verification jobs that finished

@@ -35,11 +35,16 @@ func fill(t *testing.T, n int) *store.Store {
 // as the verifier does, and returns the batches it took.
 func untilDone(t *testing.T, s *store.Store, r store.Retention, batch int) (deleted int64, batches int) {
 	t.Helper()
+	var after int64
 	for {
-		n, err := s.DeleteOldMessages(context.Background(), r, batch)
+		n, last, err := s.DeleteOldMessages(context.Background(), r, after, batch)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if last < after {
+			t.Fatalf("the last deleted id went back from %d to %d", after, last)
+		}
+		after = last
 		deleted += n
 		batches++
 		if n < int64(batch) {
