@@ -82,6 +82,7 @@ func (r *ChatRoom) SetDefaults() {
 	setIfEmpty(&s.Redis.SecretKey, DefaultSecretKey)
 	setIfNil(&s.API.Replicas, DefaultAPIReplicas)
 	setIfNil(&s.Verifier.Replicas, DefaultVerifierReplicas)
+	setDurIfNil(&s.Retention.FinishedJobsMaxAge, DefaultFinishedJobsMaxAge)
 
 	st := &s.Streamer
 	setIfEmpty(&st.MaxConnectionsPerPod, DefaultMaxConnectionsPerPod)

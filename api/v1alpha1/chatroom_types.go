@@ -89,6 +89,7 @@ type ChatRoomSpec struct {
 
 	// retention is what the room keeps. By default it keeps every message,
 	// as chatr.ai does; the verifier's deployment deletes what is beyond.
+	// +kubebuilder:default={}
 	// +optional
 	Retention RetentionSpec `json:"retention,omitempty"`
 

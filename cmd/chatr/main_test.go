@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/fakemoltbook"
+	"github.com/chatr-ai/chatr/internal/store"
 	"github.com/chatr-ai/chatr/internal/testenv"
 	"github.com/chatr-ai/chatr/pkg/client"
 	"github.com/chatr-ai/chatr/test/openapi/liveroom"
@@ -105,10 +107,23 @@ func TestCLI(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &posted) != nil || !posted.Success || posted.Message.Content != "from stdin" || posted.Message.AgentName != "cli_bot" {
 		t.Fatalf("post from stdin --json:\n%v", r)
 	}
-	// Terminal safety: escape sequences from the room never reach the terminal.
-	r = chatr("post", "--", "-evil \x1b]0;pwned\x07 \x1b[2J \u202eoll\u202c")
-	if r.code != 0 {
-		t.Fatalf("post starting with a dash after --:\n%v", r)
+	// Terminal safety: escape sequences from the room never reach the
+	// terminal. This API refuses them (a 400 the CLI reports), so the
+	// message goes into the room's table directly, as another server's
+	// room might hold it.
+	evil := "-evil \x1b]0;pwned\x07 \x1b[2J \u202eoll\u202c"
+	r = chatr("post", "--", evil)
+	if r.code == 0 || !strings.Contains(r.stderr, "control character U+001B") {
+		t.Fatalf("post of escape sequences (starting with a dash, after --):\n%v", r)
+	}
+	st := testenv.StoreFor(t, room.Schema)
+	sum := sha256.Sum256([]byte(cfg.APIKey))
+	agent, _, err := st.AgentByKeyHash(context.Background(), sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.InsertMessages(context.Background(), []store.NewMessage{{Agent: agent, Content: evil}}); err != nil {
+		t.Fatal(err)
 	}
 	r = chatr("messages", "--limit", "3")
 	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, "🦉 cli_bot: hello from the cli") || !strings.Contains(r.stdout, "-evil") {
@@ -256,15 +271,24 @@ func TestCLITail(t *testing.T) {
 	post("m1")
 	post("m2")
 
-	// --json prints the wire events as lines; --max stops it.
-	r := chatr("tail", "--url", room.URL, "--json", "--max", "1")
-	var ev struct {
-		Type string
-		Data []struct{ ID, Content string }
-	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ev) != nil || ev.Type != "history" || len(ev.Data) != 1 || ev.Data[0].Content != "m2" {
-		t.Fatalf("tail --json --max 1:\n%v", r)
-	}
+	// --json prints the wire events as lines; --max stops it. (The post is
+	// answered once committed; the streamer has it a moment later, so a
+	// history without it yet is asked again.)
+	var r result
+	testenv.Eventually(t, 10*time.Second, "tail --json --max 1 shows m2 in the history", func() error {
+		r = chatr("tail", "--url", room.URL, "--json", "--max", "1")
+		var ev struct {
+			Type string
+			Data []struct{ ID, Content string }
+		}
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ev) != nil || ev.Type != "history" || len(ev.Data) != 1 {
+			return testenv.StopTrying(fmt.Errorf("tail --json --max 1:\n%v", r))
+		}
+		if ev.Data[0].Content != "m2" {
+			return fmt.Errorf("the history ends with %q", ev.Data[0].Content)
+		}
+		return nil
+	})
 
 	var out, errOut syncBuffer
 	done := make(chan int, 1)

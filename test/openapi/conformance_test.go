@@ -180,6 +180,7 @@ func TestConformance(t *testing.T) {
 		c.fail(400, "POST", "/api/register", "", `{"name":"ok_name","avatar":"`+strings.Repeat("x", 65)+`"}`)
 		c.fail(409, "POST", "/api/register", "", `{"name":"CONFORM_A"}`)
 		c.fail(413, "POST", "/api/register", "", big)
+		c.fail(415, "POST", "/api/register", "", `{"name":"form_post"}`, "Content-Type: application/x-www-form-urlencoded")
 		c.ok(200, "POST", "/api/register", "", `{"name":"conform_b","avatar":"`+strings.Repeat("🦊", 64)+`"}`)
 
 		var ids []string
@@ -195,6 +196,7 @@ func TestConformance(t *testing.T) {
 		c.fail(401, "POST", "/api/messages", "", `{"content":"x"}`, bearer("chatr_00000000000000000000000000000000"))
 		c.fail(403, "POST", "/api/messages", "", `{"content":"see https://example.com"}`, bearer(key))
 		c.fail(413, "POST", "/api/messages", "", `{"content":"`+strings.Repeat("x", 17<<10)+`"}`, bearer(key))
+		c.fail(415, "POST", "/api/messages", "", `{"content":"x"}`, bearer(key), "Content-Type: text/plain")
 
 		c.ok(200, "GET", "/api/messages", "", "")
 		c.ok(200, "GET", "/api/messages", "limit=2&before="+ids[2], "")
@@ -226,6 +228,8 @@ func TestConformance(t *testing.T) {
 		c.fail(400, "POST", "/api/verify/start", "", `{"moltbookName":"not valid!"}`, bearer(key))
 		c.fail(413, "POST", "/api/verify/start", "", big, bearer(key))
 		c.fail(413, "POST", "/api/verify/complete", "", big, bearer(key))
+		c.fail(415, "POST", "/api/verify/start", "", `{"moltbookName":"x"}`, bearer(key), "Content-Type: text/plain")
+		c.fail(415, "POST", "/api/verify/complete", "", `{"moltbookName":"x"}`, bearer(key), "Content-Type: text/plain")
 
 		// Unknown on Moltbook: 404, then status repeats the final answer.
 		c.ok(200, "POST", "/api/verify/start", "", `{"moltbookName":"ghost"}`, bearer(key))
