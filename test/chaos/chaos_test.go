@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -191,14 +192,18 @@ func run(t *testing.T, sc scenario) verdict {
 	waitPosts(t, &p, 10)
 	var faultEnd time.Time
 	if sc.start != nil {
+		v.goroutinesBefore = runtime.NumGoroutine()
+		stopSampling := sampleGoroutines(&v.goroutinesPeak)
 		end := sc.start(t, r)
 		faultStart := time.Now()
+		defer stopSampling()
 		if sc.during != nil {
 			v.findings = append(v.findings, sc.during(t, r))
 		}
 		if rest := faultTime(t) - time.Since(faultStart); rest > 0 {
 			time.Sleep(rest) // the fault's length is the scenario's subject, not a synchronisation
 		}
+		stopSampling()
 		if end != nil {
 			end()
 		}
@@ -281,6 +286,31 @@ type verdict struct {
 	worstDelay                 time.Duration
 	reconnects                 int
 	findings                   []string
+	// goroutinesBefore and goroutinesPeak are the process's goroutines
+	// (every part, and the workload) before and at most during the fault.
+	goroutinesBefore, goroutinesPeak int
+}
+
+// sampleGoroutines records the peak goroutine count every 50 ms until the
+// returned stop is called (more than once is fine).
+func sampleGoroutines(peak *int) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = max(*peak, runtime.NumGoroutine())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
 }
 
 func (v *verdict) compute(t *testing.T, r *room, posts []post, readers []*reader, faultEnd time.Time) {
@@ -370,6 +400,9 @@ func (v verdict) problems(fault time.Duration) []string {
 	if limit := 2*time.Second + testenv.Slow(3*time.Second); v.slowest > limit {
 		out = append(out, fmt.Sprintf("the slowest answer took %s (more than %s)", v.slowest.Round(time.Millisecond), limit))
 	}
+	// The goroutine figures are reported, not yet judged: the process holds
+	// the workload's goroutines and the fault proxies' as well as the
+	// servers', so a bound needs a plateau check over a long fault.
 	// Whatever the fault and however long it lasts, an accepted message
 	// reaches every reader within a bounded delay (a streamer cut off from
 	// Redis fills from Postgres).
@@ -397,6 +430,9 @@ func (v verdict) String() string {
 	s := fmt.Sprintf("chaos %-44s accepted %4d refused %3d (%s) | lost %d dup %d out-of-order %d missing %d | slowest answer %s, recovery %s, worst delivery %s, reconnects %d",
 		v.name+":", v.accepted, v.refused, errs, v.lost, v.dup, v.outOfOrder, v.missing,
 		v.slowest.Round(time.Millisecond), v.recovery.Round(time.Millisecond), v.worstDelay.Round(time.Millisecond), v.reconnects)
+	if v.goroutinesBefore > 0 {
+		s += fmt.Sprintf(" | goroutines %d → peak %d", v.goroutinesBefore, v.goroutinesPeak)
+	}
 	for _, f := range v.findings {
 		s += " | " + f
 	}
