@@ -53,13 +53,16 @@ func Contains(s string) bool {
 // whether there is one.
 func Find(s string) (string, bool) {
 	rs := normalize(s)
-	for _, find := range []func([]rune) (string, bool){findScheme, findMarkdown, findSlashes, findEmail, findHost} {
+	for _, find := range finders {
 		if l, ok := find(rs); ok {
 			return l, true
 		}
 	}
 	return "", false
 }
+
+// finders are the detectors Find runs, in order.
+var finders = []func([]rune) (string, bool){findScheme, findMarkdown, findSlashes, findEmail, findHost}
 
 // normalize undoes the tricks that make a link look like something else to
 // a byte-level check but not to a browser or a reader.

@@ -276,16 +276,16 @@ func waitPosts(t *testing.T, p *poster, n int) {
 
 // verdict is what one scenario did to the room's promises.
 type verdict struct {
-	name                       string
-	accepted, refused, answers int
-	errors                     map[string]int
-	slowest                    time.Duration
-	lost, dup, outOfOrder      int
-	missing                    int // accepted, not in Postgres
-	recovery                   time.Duration
-	worstDelay                 time.Duration
-	reconnects                 int
-	findings                   []string
+	name                  string
+	accepted, refused     int
+	errors                map[string]int
+	slowest               time.Duration
+	lost, dup, outOfOrder int
+	missing               int // accepted, not in Postgres
+	recovery              time.Duration
+	worstDelay            time.Duration
+	reconnects            int
+	findings              []string
 	// goroutinesBefore and goroutinesPeak are the process's goroutines
 	// (every part, and the workload) before and at most during the fault.
 	goroutinesBefore, goroutinesPeak int
@@ -318,7 +318,6 @@ func (v *verdict) compute(t *testing.T, r *room, posts []post, readers []*reader
 	accepted := map[int64]post{}
 	firstAfter := time.Time{}
 	for _, x := range posts {
-		v.answers++
 		v.slowest = max(v.slowest, x.took)
 		if x.id > 0 {
 			v.accepted++

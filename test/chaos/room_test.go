@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,14 +19,13 @@ import (
 
 // part is one server of the room with its own way to Postgres and Redis.
 type part struct {
-	name     string
-	url      string
-	pg, rd   *testenv.FaultProxy
-	hs       *httptest.Server
-	stop     func()
-	ready    func(context.Context) error
-	stopped  bool
-	streamer bool
+	name    string
+	url     string
+	pg, rd  *testenv.FaultProxy
+	hs      *httptest.Server
+	stop    func()
+	ready   func(context.Context) error
+	stopped bool
 }
 
 // room is two APIs and two streamers on one schema.
@@ -116,7 +114,7 @@ func newRoomOn(t *testing.T, dbURL string) *room {
 		r.apis = append(r.apis, p)
 	}
 	for _, name := range []string{"streamer-a", "streamer-b"} {
-		p := &part{name: name, streamer: true}
+		p := &part{name: name}
 		cfg := streamer.Config{Common: common(p), Limits: limits, PodName: name, MaxConnections: 10_000,
 			DrainTime: time.Second, GapWait: 100 * time.Millisecond, ReportInterval: 200 * time.Millisecond,
 			IPHeartbeat: 200 * time.Millisecond, IPTTL: 2 * time.Second, PingInterval: time.Second}
@@ -171,12 +169,4 @@ func (r *room) streamerURLs() []string {
 		out = append(out, p.url)
 	}
 	return out
-}
-
-func (r *room) names() string {
-	var n []string
-	for _, p := range r.parts() {
-		n = append(n, p.name)
-	}
-	return strings.Join(n, ", ")
 }

@@ -180,13 +180,13 @@ func (rd *reader) run(ctx context.Context) {
 			rd.reconnect++
 		}
 		rd.mu.Unlock()
-		var err error
+		// A drop of any kind (an error, the end of the stream) is
+		// followed by a resume; why it dropped does not matter here.
 		if rd.ws {
-			err = rd.followWS(ctx, base, since)
+			_ = rd.followWS(ctx, base, since)
 		} else {
-			err = rd.followSSE(ctx, base, since)
+			_ = rd.followSSE(ctx, base, since)
 		}
-		_ = err
 		select {
 		case <-ctx.Done():
 		case <-time.After(200 * time.Millisecond):
