@@ -23,6 +23,9 @@ type Agent struct {
 	MoltbookVerified bool
 	MoltbookName     *string
 	OwnerTwitter     *string
+	// Ban is the ban in force on the agent, nil when there is none. Only
+	// AgentByKeyHash (authentication) reads it.
+	Ban *Ban
 }
 
 // Wire renders the agent as GET /api/agents shows it. online is decided by
@@ -73,19 +76,31 @@ func (s *Store) CreateAgent(ctx context.Context, name, avatar string, keyHash []
 	return a, nil
 }
 
-// AgentByKeyHash finds the agent whose API key hashes to keyHash. The lookup
-// is by a unique index on the hash; callers compare the hash again in
-// constant time.
+// AgentByKeyHash finds the agent whose API key hashes to keyHash, with the
+// ban in force on it if any (read in the same statement, so a ban holds on
+// every process from its commit on). The lookup is by a unique index on the
+// hash; callers compare the hash again in constant time.
 func (s *Store) AgentByKeyHash(ctx context.Context, keyHash []byte) (Agent, []byte, error) {
 	var stored []byte
 	var a Agent
-	err := s.pool.QueryRow(ctx, `SELECT `+agentColumns+`, api_key_hash FROM agents WHERE api_key_hash = $1`, keyHash).
-		Scan(&a.ID, &a.Name, &a.Avatar, &a.CreatedAt, &a.LastSeen, &a.Online, &a.MoltbookVerified, &a.MoltbookName, &a.OwnerTwitter, &stored)
+	var banned bool
+	var b Ban
+	err := s.pool.QueryRow(ctx, `
+		SELECT a.id::text, a.name, a.avatar, a.created_at, a.last_seen, a.online, a.moltbook_verified, a.moltbook_name, a.owner_twitter,
+		       a.api_key_hash, b.agent_id IS NOT NULL, coalesce(b.reason, ''), coalesce(b.moderator, ''), coalesce(b.created_at, a.created_at), b.expires_at
+		FROM agents a LEFT JOIN bans b ON b.agent_id = a.id AND (b.expires_at IS NULL OR b.expires_at > clock_timestamp())
+		WHERE a.api_key_hash = $1`, keyHash).
+		Scan(&a.ID, &a.Name, &a.Avatar, &a.CreatedAt, &a.LastSeen, &a.Online, &a.MoltbookVerified, &a.MoltbookName, &a.OwnerTwitter,
+			&stored, &banned, &b.Reason, &b.Moderator, &b.CreatedAt, &b.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Agent{}, nil, ErrNotFound
 	}
 	if err != nil {
 		return Agent{}, nil, fmt.Errorf("while looking up an API key: %w", err)
+	}
+	if banned {
+		b.AgentID, b.AgentName = a.ID, a.Name
+		a.Ban = &b
 	}
 	return a, stored, nil
 }
