@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -25,8 +26,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
 )
@@ -57,6 +61,9 @@ type ChatRoomReconciler struct {
 	APIReader client.Reader
 	// Recorder emits the few events a human acts on.
 	Recorder recorder.EventRecorder
+	// Monitoring tells whether the cluster serves PodMonitors (nil: it
+	// does not); SetupWithManager sets it.
+	Monitoring *monitoringAPI
 	// MaxConcurrentReconciles bounds how many rooms reconcile at once.
 	MaxConcurrentReconciles int
 	// ConflictRetry overrides defaultConflictRetry (tests shorten it).
@@ -83,6 +90,7 @@ type ChatRoomReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=podmonitors,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -109,6 +117,11 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	slots := planChildren(desired, hashes, len(problems) == 0)
+	mon := r.planMonitoring()
+	if mon.available {
+		mon.slot = podMonitorSlot(desired, buildPodMonitor(desired))
+		slots = append(slots, mon.slot)
+	}
 	if err := r.readChildren(ctx, room, slots); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -116,7 +129,7 @@ func (r *ChatRoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	syncProblems, syncErr := r.syncChildren(ctx, room, slots)
 	problems = append(problems, syncProblems...)
 
-	status := computeStatus(room, desired, deploymentsOf(room, slots), problems)
+	status := computeStatus(room, statusInput{desired: desired, deps: deploymentsOf(room, slots), problems: problems, monitoring: mon})
 	if err := r.updateStatus(ctx, room, status); err != nil {
 		return ctrl.Result{}, errors.Join(syncErr, err)
 	}
@@ -433,7 +446,7 @@ func deploymentsOf(room *chatrv1.ChatRoom, slots []*slot) map[chatrv1.Component]
 // room names, and every room is reconciled again every SecretResync, so a
 // changed Secret rolls its pods within that period rather than at once.
 func (r *ChatRoomReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("chatroom").
 		For(&chatrv1.ChatRoom{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ConfigMap{}).
@@ -444,7 +457,22 @@ func (r *ChatRoomReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&networkingv1.Ingress{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	// PodMonitors are watched only once the cluster serves them
+	// (monitoringAPI): a watch of a kind the API server does not know would
+	// keep the cache from ever syncing.
+	r.Monitoring = &monitoringAPI{mapper: mgr.GetRESTMapper(), watch: func() error {
+		return c.Watch(source.Kind(mgr.GetCache(), &monv1.PodMonitor{},
+			handler.TypedEnqueueRequestForOwner[*monv1.PodMonitor](mgr.GetScheme(), mgr.GetRESTMapper(), &chatrv1.ChatRoom{}, handler.OnlyControllerOwner())))
+	}}
+	if _, err := r.Monitoring.available(); err != nil {
+		// Not fatal: every reconcile asks again.
+		log.FromContext(ctx).Error(err, "looking for the Prometheus Operator's PodMonitor API")
+	}
+	return nil
 }
 
 // CacheOptions returns the manager cache settings the reconcilers rely on:
@@ -465,6 +493,7 @@ func CacheOptions() cache.Options {
 			&policyv1.PodDisruptionBudget{}: managed,
 			&networkingv1.NetworkPolicy{}:   managed,
 			&networkingv1.Ingress{}:         managed,
+			&monv1.PodMonitor{}:             managed,
 			&corev1.Pod{}:                   {Label: managed.Label, Transform: stripPodForAutoscaler},
 		},
 	}

@@ -21,8 +21,8 @@ import (
 // current conditions of its own types, so that a condition that did not
 // change keeps its lastTransitionTime (then the status compares equal and is
 // not written).
-func computeStatus(room, desired *chatrv1.ChatRoom, deps map[chatrv1.Component]*appsv1.Deployment, problems []problem) *chatrv1.ChatRoomStatus {
-	in := statusInput{desired: desired, deps: deps, problems: problems}
+func computeStatus(room *chatrv1.ChatRoom, in statusInput) *chatrv1.ChatRoomStatus {
+	desired, deps := in.desired, in.deps
 	gen := room.Generation
 	st := &chatrv1.ChatRoomStatus{
 		ObservedGeneration: gen,
@@ -56,12 +56,14 @@ func computeStatus(room, desired *chatrv1.ChatRoom, deps map[chatrv1.Component]*
 }
 
 // statusInput is what the conditions are derived from: the defaulted room,
-// its Deployments as the reconcile left them (a missing one is absent), and
-// the problems the reconcile met (Secrets, adoption, writes).
+// its Deployments as the reconcile left them (a missing one is absent), the
+// problems the reconcile met (Secrets, adoption, writes), and what it found
+// about monitoring.
 type statusInput struct {
-	desired  *chatrv1.ChatRoom
-	deps     map[chatrv1.Component]*appsv1.Deployment
-	problems []problem
+	desired    *chatrv1.ChatRoom
+	deps       map[chatrv1.Component]*appsv1.Deployment
+	problems   []problem
+	monitoring monitoringState
 }
 
 // verdict is what a check finds: the condition's status, reason and message.
@@ -78,7 +80,7 @@ type statusCheck struct {
 
 // statusChecks are the ChatRoom reconciler's conditions, in the order they
 // are first added to the status: each component's availability, then the
-// room's Available, Progressing and Degraded.
+// room's Available, Progressing and Degraded, then Monitoring.
 var statusChecks = []statusCheck{
 	{chatrv1.ConditionAPIAvailable, componentAvailable(chatrv1.ComponentAPI)},
 	{chatrv1.ConditionStreamerAvailable, componentAvailable(chatrv1.ComponentStreamer)},
@@ -86,6 +88,7 @@ var statusChecks = []statusCheck{
 	{chatrv1.ConditionAvailable, roomAvailable},
 	{chatrv1.ConditionProgressing, roomProgressing},
 	{chatrv1.ConditionDegraded, roomDegraded},
+	{chatrv1.ConditionMonitoring, monitoringReady},
 }
 
 // componentAvailable checks that the component's Deployment exists and has
@@ -144,7 +147,8 @@ func roomProgressing(in statusInput) verdict {
 }
 
 // roomDegraded checks whether anything needs a human (roomProblems): the
-// reason is the first problem's, the message all of theirs.
+// reason is the first problem's, the message all of theirs, one a line, so
+// `kubectl describe chatroom` shows each cause on a line of its own.
 func roomDegraded(in statusInput) verdict {
 	problems := roomProblems(in)
 	if len(problems) == 0 {
@@ -154,7 +158,7 @@ func roomDegraded(in statusInput) verdict {
 	for _, p := range problems {
 		msgs = append(msgs, p.message)
 	}
-	return verdict{true, problems[0].reason, truncate(strings.Join(msgs, "; "), 32000)}
+	return verdict{true, problems[0].reason, truncate(strings.Join(msgs, "\n"), 32000)}
 }
 
 // roomProblems lists, once each and in this order, the reconcile's

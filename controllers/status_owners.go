@@ -50,6 +50,7 @@ var roomStatusPart = statusPart{
 	conditions: []string{
 		chatrv1.ConditionAvailable, chatrv1.ConditionProgressing, chatrv1.ConditionDegraded,
 		chatrv1.ConditionAPIAvailable, chatrv1.ConditionStreamerAvailable, chatrv1.ConditionVerifierAvailable,
+		chatrv1.ConditionMonitoring,
 	},
 }
 
@@ -57,7 +58,7 @@ var roomStatusPart = statusPart{
 // decided, and its memory between evaluations.
 var autoscalerStatusPart = statusPart{
 	manager:    autoscalerStatusManager,
-	fields:     []string{"connections", "currentStreamers", "desiredStreamers", "lastScaleTime", "autoscaler"},
+	fields:     []string{"connections", "postsPerSecond", "currentStreamers", "desiredStreamers", "lastScaleTime", "autoscaler"},
 	conditions: []string{chatrv1.ConditionScalingActive, chatrv1.ConditionScalingLimited},
 }
 

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,7 +185,7 @@ func TestRoomDegradedCheck(t *testing.T) {
 	}{
 		{"nothing to do", allHealthy(), nil, verdict{false, chatrv1.ReasonAsExpected, "nothing needs attention"}},
 		{"the reconcile's problems come first, each once", with(chatrv1.ComponentStreamer, lostPods(2, 0)), []problem{secret, notOwned, secret},
-			verdict{true, chatrv1.ReasonSecretNotFound, secret.message + "; " + notOwned.message + "; streamer has no available pod"}},
+			verdict{true, chatrv1.ReasonSecretNotFound, secret.message + "\n" + notOwned.message + "\nstreamer has no available pod"}},
 		{"a rollout past its deadline", with(chatrv1.ComponentStreamer, deadline), nil,
 			verdict{true, chatrv1.ReasonProgressDeadlineExceeded, "streamer rollout exceeded its progress deadline: timed out"}},
 		{"pods the ReplicaSet cannot create", with(chatrv1.ComponentAPI,
@@ -215,6 +217,51 @@ func TestRoomDegradedCheck(t *testing.T) {
 
 // TestComputeStatus: the whole of the ChatRoom reconciler's part, from the
 // checks and the spec, and nothing of the autoscaler's.
+// TestRoomDegradedListsOneCausePerLine: kubectl describe shows the
+// Degraded message as it is, so each cause is a line of its own.
+func TestRoomDegradedListsOneCausePerLine(t *testing.T) {
+	in := statusIn(with(chatrv1.ComponentAPI, lostPods(3, 1)),
+		problem{chatrv1.ReasonSecretNotFound, `Secret "pg" not found: the Deployments wait for it`})
+	in.deps[chatrv1.ComponentVerifier] = lostPods(1, 0)
+	lines := strings.Split(roomDegraded(in).message, "\n")
+	want := []string{`Secret "pg" not found: the Deployments wait for it`, "api has 1 of 3 pods available", "verifier has no available pod: verifications wait"}
+	if !slices.Equal(lines, want) {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+}
+
+func TestMonitoringCheck(t *testing.T) {
+	on := func() *chatrv1.ChatRoom {
+		r := defaultedRoom(nil)
+		r.Spec.Monitoring.Enabled = true
+		return r
+	}
+	live := &slot{live: buildPodMonitor(on())}
+	for _, tc := range []struct {
+		name string
+		room *chatrv1.ChatRoom
+		mon  monitoringState
+		want verdict
+	}{
+		{"off", defaultedRoom(nil), monitoringState{available: true}, verdict{false, chatrv1.ReasonMonitoringDisabled, "spec.monitoring.enabled is false: no PodMonitor"}},
+		{"off without the CRDs", defaultedRoom(nil), monitoringState{}, verdict{false, chatrv1.ReasonMonitoringDisabled, "spec.monitoring.enabled is false: no PodMonitor"}},
+		{"on without the CRDs", on(), monitoringState{}, verdict{false, chatrv1.ReasonMonitoringCRDsNotFound,
+			"spec.monitoring.enabled is true but the cluster does not serve monitoring.coreos.com/v1 PodMonitor: install the Prometheus Operator's CRDs; the operator finds them at the room's next reconcile, no restart needed"}},
+		{"discovery failed", on(), monitoringState{err: errors.New("connection refused")}, verdict{false, chatrv1.ReasonReconcileError,
+			"could not ask the API server whether it serves PodMonitors: connection refused"}},
+		{"not created yet", on(), monitoringState{available: true, slot: &slot{}}, verdict{false, chatrv1.ReasonReconcileError, `PodMonitor "lobby" is not created yet`}},
+		{"someone else's", on(), monitoringState{available: true, slot: &slot{notOwned: true}}, verdict{false, chatrv1.ReasonNotOwned, `PodMonitor "lobby" exists and is not owned by this ChatRoom`}},
+		{"in place", on(), monitoringState{available: true, slot: live}, verdict{true, chatrv1.ReasonPodMonitorReady,
+			`PodMonitor "lobby" scrapes /metrics on port admin (9090) of every pod of the room every 30s`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := statusIn(allHealthy())
+			in.desired, in.monitoring = tc.room, tc.mon
+			wantVerdict(t, monitoringReady(in), tc.want)
+		})
+	}
+}
+
 func TestComputeStatus(t *testing.T) {
 	room := defaultedRoom(func(r *chatrv1.ChatRoom) {
 		r.Generation = 4
@@ -231,7 +278,7 @@ func TestComputeStatus(t *testing.T) {
 	}
 	deps := with(chatrv1.ComponentStreamer, rollingDep(3, 3, 1, 2))
 	deps[chatrv1.ComponentVerifier] = lostPods(1, 0)
-	st := computeStatus(room, room, deps, nil)
+	st := computeStatus(room, statusInput{desired: room, deps: deps})
 
 	if st.ObservedGeneration != 4 || st.Streamers != "2/3" || st.PostgresSchema != "team_a__lobby" ||
 		st.API != (chatrv1.ComponentStatus{Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}) ||
@@ -256,7 +303,7 @@ func TestComputeStatus(t *testing.T) {
 	}
 	// The room's own conditions stay where they were; new ones come in
 	// statusChecks order; the autoscaler's are not this part's.
-	if want := []string{"Available", "Degraded", "APIAvailable", "StreamerAvailable", "VerifierAvailable", "Progressing"}; strings.Join(types, ",") != strings.Join(want, ",") {
+	if want := []string{"Available", "Degraded", "APIAvailable", "StreamerAvailable", "VerifierAvailable", "Progressing", "Monitoring"}; strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Errorf("conditions %v, want %v", types, want)
 	}
 	for typ, want := range map[string]metav1.ConditionStatus{
@@ -282,7 +329,7 @@ func TestComputeStatus(t *testing.T) {
 
 	// Computed again from its own result, nothing changes.
 	room.Status = *st
-	if same, err := roomStatusPart.equal(st, computeStatus(room, room, deps, nil)); err != nil || !same {
+	if same, err := roomStatusPart.equal(st, computeStatus(room, statusInput{desired: room, deps: deps})); err != nil || !same {
 		t.Errorf("a second computation differs: %v", err)
 	}
 }

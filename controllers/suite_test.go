@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -55,8 +56,11 @@ func runWithEnvtest(m *testing.M) int {
 	must(clientgoscheme.AddToScheme(testScheme))
 	must(chatrv1.AddToScheme(testScheme))
 	must(apiextensionsv1.AddToScheme(testScheme))
+	must(monv1.AddToScheme(testScheme))
 
 	start := time.Now()
+	// Only the operator's CRD: TestMonitoringWithoutAndThenWithTheCRDs
+	// installs the Prometheus Operator's while the operator runs.
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,

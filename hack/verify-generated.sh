@@ -6,7 +6,7 @@
 # so only what generation changes counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-paths=(api config charts)
+paths=(api config charts test/crds)
 
 state() {
   git status --porcelain --untracked-files=all -- "${paths[@]}"

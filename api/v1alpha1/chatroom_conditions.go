@@ -26,6 +26,11 @@ const (
 	// streamer autoscaler; the ChatRoom reconciler never writes them.
 	ConditionScalingActive  = "ScalingActive"
 	ConditionScalingLimited = "ScalingLimited"
+
+	// ConditionMonitoring is True when the room's PodMonitor is in place;
+	// False says why not: spec.monitoring is off, or the Prometheus
+	// Operator's CRDs are not installed.
+	ConditionMonitoring = "Monitoring"
 )
 
 // Reasons of the conditions above (CamelCase, as metav1.Condition requires).
@@ -45,6 +50,10 @@ const (
 	ReasonSecretKeyNotFound        = "SecretKeyNotFound"
 	ReasonNotOwned                 = "ResourceNotOwned"
 	ReasonReconcileError           = "ReconcileError"
+
+	ReasonMonitoringDisabled     = "MonitoringDisabled"
+	ReasonPodMonitorReady        = "PodMonitorReady"
+	ReasonMonitoringCRDsNotFound = "MonitoringCRDsNotFound"
 )
 
 // ComponentConditionType returns the per-component availability condition of c.

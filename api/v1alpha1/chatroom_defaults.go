@@ -83,6 +83,7 @@ func (r *ChatRoom) SetDefaults() {
 	setIfNil(&s.API.Replicas, DefaultAPIReplicas)
 	setIfNil(&s.Verifier.Replicas, DefaultVerifierReplicas)
 	setDurIfNil(&s.Retention.FinishedJobsMaxAge, DefaultFinishedJobsMaxAge)
+	setIfEmpty(&s.Monitoring.Interval, DefaultScrapeInterval)
 
 	st := &s.Streamer
 	setIfEmpty(&st.MaxConnectionsPerPod, DefaultMaxConnectionsPerPod)

@@ -102,6 +102,12 @@ type ChatRoomSpec struct {
 	// plugins whatever the policy says (kube-router, Calico and Cilium do).
 	// +optional
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// monitoring, when enabled, creates a PodMonitor for the Prometheus
+	// Operator that scrapes every pod's /metrics (docs/operations.md).
+	// +kubebuilder:default={}
+	// +optional
+	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
 }
 
 // NetworkPolicySpec restricts the sources and destinations of the room's
@@ -790,7 +796,9 @@ type ChatRoomStatus struct {
 	// APIAvailable, StreamerAvailable and VerifierAvailable per component,
 	// and the streamer autoscaler's ScalingActive (the connection counts
 	// could be read and used) and ScalingLimited (something other than the
-	// counts chose the size: min/max, a rate limit, a stabilization window).
+	// counts chose the size: min/max, a rate limit, a stabilization window),
+	// and Monitoring (the room's PodMonitor: created, not asked for, or not
+	// possible because the Prometheus Operator's CRDs are not installed).
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
@@ -818,6 +826,12 @@ type ChatRoomStatus struct {
 	// evaluation.
 	// +optional
 	Connections *int64 `json:"connections,omitempty"`
+	// postsPerSecond is the rate at which the room's API pods committed
+	// messages, measured by the autoscaler from the room's posts counter in
+	// Redis over its last 10 to 60 seconds, with one decimal (autoscaler).
+	// It is refreshed whenever the autoscaler writes the status.
+	// +optional
+	PostsPerSecond string `json:"postsPerSecond,omitempty"`
 	// currentStreamers is the number of streamer pods the autoscaler found at
 	// its last status write that are not terminating, Ready or not (autoscaler).
 	// +optional
@@ -858,6 +872,7 @@ type ChatRoomStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
 // +kubebuilder:printcolumn:name="Streamers",type=string,JSONPath=`.status.streamers`,description="ready/desired streamer pods"
 // +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.connections`
+// +kubebuilder:printcolumn:name="Posts/s",type=string,JSONPath=`.status.postsPerSecond`,priority=1,description="messages committed per second (autoscaler, from the room's posts counter)"
 // +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.conditions[?(@.type=="ScalingActive")].reason`,priority=1,description="ScalingActive: can the autoscaler read the connection counts"
 // +kubebuilder:printcolumn:name="Limited",type=string,JSONPath=`.status.conditions[?(@.type=="ScalingLimited")].reason`,priority=1,description="ScalingLimited: what other than the counts chose the size"
 // +kubebuilder:printcolumn:name="Last Scale",type=date,JSONPath=`.status.lastScaleTime`,priority=1

@@ -17,6 +17,7 @@ import (
 	"os"
 
 	"github.com/go-logr/logr"
+	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -131,6 +132,10 @@ func run(ctx context.Context, args []string, restConfig *rest.Config) error {
 		return fmt.Errorf("while building the scheme: %w", err)
 	}
 	if err := chatrv1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("while building the scheme: %w", err)
+	}
+	// PodMonitors, for spec.monitoring; used only when the cluster serves them.
+	if err := monv1.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("while building the scheme: %w", err)
 	}
 
