@@ -31,6 +31,9 @@ func init() {
 				AdminListen: cfg.Common.AdminListen,
 				Handler:     srv.Handler(),
 				Log:         log,
+				// The moderation API: a listener of its own, which the
+				// Ingress never routes to.
+				Extra: []serve.Extra{{Name: "moderation", Listen: cfg.ModerationListen, Handler: srv.ModerationHandler()}},
 			}), srv)
 		},
 	}

@@ -129,6 +129,12 @@ func (s *Server) authenticated(h agentHandler) http.HandlerFunc {
 			httpjson.WriteError(w, e)
 			return
 		}
+		if a.Ban != nil {
+			// A banned agent's key is refused everywhere, with the reason
+			// and the end of the ban (moderation.go); it is not activity.
+			httpjson.WriteError(w, bannedError(a.Ban))
+			return
+		}
 		h(w, r, a)
 	}
 }

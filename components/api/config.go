@@ -39,6 +39,16 @@ type Config struct {
 	// endpoints from a browser (comma-separated, or "*"); none by default.
 	// Reads are open to every origin (cors.go).
 	CORSOrigins string
+	// ModerationToken is the room's moderator token (moderation.go); empty:
+	// the room has no moderation. New keeps only its hash.
+	ModerationToken string
+	// ModerationListen is the address of the moderation API, a listener of
+	// its own that the Ingress never routes to (empty: not served).
+	ModerationListen string
+
+	// mod is the moderation state withDefaults derives from ModerationToken.
+	mod    *moderation
+	modErr error
 }
 
 // Defaults of the API's own knobs.
@@ -63,6 +73,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	config.Duration(fs, &c.RequestTimeout, "request-timeout", "CHATR_REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of every request (503 with Retry-After beyond)")
 	config.Int(fs, &c.MaxInFlight, "max-in-flight", "CHATR_MAX_IN_FLIGHT", DefaultMaxInFlight, "requests one process works on at once (503 beyond)")
 	config.String(fs, &c.CORSOrigins, "cors-origins", config.EnvCORSOrigins, "", "origins whose web pages may register, post and verify from a browser (comma-separated, or *; reads are open to all)")
+	config.String(fs, &c.ModerationToken, "moderation-token", config.EnvModerationToken, "", "the room's moderator token, at least 16 characters (empty: no moderation; in pods it comes from a Secret)")
+	config.String(fs, &c.ModerationListen, "moderation-listen", config.EnvModerationListen, "", "address of the moderation API, apart from the public one (empty: not served)")
 	config.Int(fs, &c.ConnsPerIP, "conns-per-ip", "CHATR_CONNS_PER_IP", DefaultConnsPerIP, "open connections per client address, trusted proxies exempt (429 beyond)")
 }
 
@@ -86,6 +98,11 @@ func (c Config) withDefaults() Config {
 	if c.ConnsPerIP <= 0 {
 		c.ConnsPerIP = DefaultConnsPerIP
 	}
+	if c.mod == nil && c.modErr == nil {
+		// Only the token's hash is kept from here on.
+		c.mod, c.modErr = newModeration(c.ModerationToken)
+		c.ModerationToken = ""
+	}
 	return c
 }
 
@@ -94,6 +111,9 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	l := c.Limits
 	var errs []error
+	if c.modErr != nil {
+		errs = append(errs, c.modErr)
+	}
 	if l.MessageMaxChars < 1 {
 		errs = append(errs, fmt.Errorf("message-max-chars %d: must be at least 1", l.MessageMaxChars))
 	}

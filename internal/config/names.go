@@ -43,6 +43,10 @@ const (
 	// The API's.
 	EnvVerifyWait  = "CHATR_VERIFY_WAIT"
 	EnvCORSOrigins = "CHATR_CORS_ORIGINS"
+	// The moderation API's (docs/operations.md, "Moderation"): the token
+	// comes from the Secret the ChatRoom names, never the ConfigMap.
+	EnvModerationToken  = "CHATR_MODERATION_TOKEN"
+	EnvModerationListen = "CHATR_MODERATION_LISTEN"
 
 	// The streamers'.
 	EnvMaxConnections = "CHATR_MAX_CONNECTIONS"

@@ -79,6 +79,20 @@ type Options struct {
 	ExemptPeer    func(netip.Addr) bool
 	// OnConnRefused, if set, is told of each connection refused by the cap.
 	OnConnRefused func(netip.Addr)
+
+	// Extra are more listeners, each with its own handler (the API's
+	// moderation API): served and stopped with the others, bounded by the
+	// same read and idle timeouts, without the per-peer cap.
+	Extra []Extra
+}
+
+// Extra is a listener of its own: Handler served on Listen (or on
+// Listener, when the caller bound it already). One with neither is skipped.
+type Extra struct {
+	Name     string
+	Listen   string
+	Listener net.Listener
+	Handler  http.Handler
 }
 
 // DefaultMaxHeaderBytes is the largest request header served: ample for
@@ -168,6 +182,24 @@ func Run(ctx context.Context, o Options, comps ...Component) error {
 		}
 		servers = append(servers, NewServer(admin, Options{ReadTimeout: o.ReadTimeout, IdleTimeout: o.IdleTimeout}))
 		listeners = append(listeners, aln)
+	}
+	for _, x := range o.Extra {
+		xln := x.Listener
+		if xln == nil {
+			if x.Listen == "" {
+				continue
+			}
+			var err error
+			if xln, err = net.Listen("tcp", x.Listen); err != nil {
+				for _, l := range listeners {
+					l.Close()
+				}
+				return fmt.Errorf("while listening on %s (%s): %w", x.Listen, x.Name, err)
+			}
+		}
+		log.Info("serving", x.Name, xln.Addr().String())
+		servers = append(servers, NewServer(x.Handler, Options{ReadTimeout: o.ReadTimeout, IdleTimeout: o.IdleTimeout}))
+		listeners = append(listeners, xln)
 	}
 
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
