@@ -100,6 +100,9 @@ type StreamerAutoscaler struct {
 	// older generation predates the patch: deciding from it would take the
 	// old size for the current one, so the evaluation waits for the cache.
 	scaled sync.Map // types.NamespacedName → scaledDeployment
+	// posts holds, per room, the recent samples of its posts counter
+	// (autoscaler_posts.go).
+	posts sync.Map // types.NamespacedName → *postRate
 }
 
 // RBAC, least privilege: rooms are read and their status patched (the
@@ -182,6 +185,7 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 		a.redis.release(key)
 		a.scaled.Delete(key)
 		a.applied.Delete(key)
+		a.posts.Delete(key)
 		ev.gone = true
 		return ev, nil
 	}
@@ -220,6 +224,9 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 	ev.result, ev.from, ev.to = res, in.Replicas, in.Replicas
 
 	status := autoscalerStatus(room, in, res)
+	if rate := a.measurePosts(ctx, desired); rate != "" {
+		status.PostsPerSecond = rate
+	}
 	if autoscalerStatusChanged(&room.Status, status) {
 		if err := a.writeStatus(ctx, room, status); err != nil {
 			return ev, err

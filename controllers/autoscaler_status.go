@@ -90,15 +90,15 @@ func autoscalerStatus(room *chatrv1.ChatRoom, in autoscale.Input, res autoscale.
 
 // autoscalerStatusChanged reports whether the autoscaler's part of the
 // status changed enough to be written: the replicas, the last scale time,
-// the state, or a condition's status, reason or generation. The connection
-// count and the condition messages (which quote the counts) change at every
+// the state, a condition's status, reason or generation, or a first post
+// rate. The connection count, the post rate and the condition messages (which quote the counts) change at every
 // evaluation of a live room; they are refreshed whenever the status is
 // written for one of those reasons, which the state alone causes about every
 // 10 s (it records a recommendation at most that often), so the autoscaler
 // does not write every room's status every 2 s.
 func autoscalerStatusChanged(old, new *chatrv1.ChatRoomStatus) bool {
 	if !equalPtr(old.CurrentStreamers, new.CurrentStreamers) || !equalPtr(old.DesiredStreamers, new.DesiredStreamers) ||
-		(old.Connections == nil) != (new.Connections == nil) {
+		(old.Connections == nil) != (new.Connections == nil) || (old.PostsPerSecond == "") != (new.PostsPerSecond == "") {
 		return true
 	}
 	if (old.LastScaleTime == nil) != (new.LastScaleTime == nil) ||

@@ -218,5 +218,10 @@ func (w *writer) commit(batch []*postReq) {
 		w.log.Warn("publish failed; streamers will fill the gap from Postgres",
 			"first", fresh[0].ID, "last", fresh[len(fresh)-1].ID, "err", err)
 	}
+	// The room's posts counter, which the operator turns into
+	// status.postsPerSecond. A failure costs only that figure.
+	if err := w.bus.CountPosts(ctx, len(fresh)); err != nil {
+		w.log.Debug("posts not counted", "n", len(fresh), "err", err)
+	}
 	cancel()
 }
