@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chatrv1 "github.com/chatr-ai/chatr/api/v1alpha1"
+	"github.com/chatr-ai/chatr/internal/bus"
 )
 
 // Timeouts of the autoscaler's Redis clients, unless the URL sets its own:
@@ -40,11 +41,11 @@ type redisClients struct {
 	// they were read.
 	urls map[secretKey]resolvedURL
 	// clients are the open clients, by URL.
-	clients map[string]*redis.Client
+	clients map[string]redis.UniversalClient
 	// rooms are the Secret key and URL each room uses.
 	rooms map[types.NamespacedName]roomRedis
 	// connect opens a client; nil means newRedisClient (tests replace it).
-	connect func(url string) (*redis.Client, error)
+	connect func(url string) (redis.UniversalClient, error)
 }
 
 type secretKey struct{ namespace, name, key string }
@@ -62,7 +63,7 @@ type roomRedis struct {
 // forRoom returns the client of the Redis the room's Secret names; room
 // must be defaulted. direct reads the Secret from the API server when the
 // URL known for it was read before now - maxAge (or never).
-func (c *redisClients) forRoom(ctx context.Context, direct client.Reader, room *chatrv1.ChatRoom, now time.Time, maxAge time.Duration) (*redis.Client, error) {
+func (c *redisClients) forRoom(ctx context.Context, direct client.Reader, room *chatrv1.ChatRoom, now time.Time, maxAge time.Duration) (redis.UniversalClient, error) {
 	key := secretKey{room.Namespace, room.Spec.Redis.SecretName, room.Spec.Redis.SecretKey}
 	roomKey := client.ObjectKeyFromObject(room)
 
@@ -106,7 +107,7 @@ func (c *redisClients) forRoom(ctx context.Context, direct client.Reader, room *
 			return nil, fmt.Errorf("the Redis URL in Secret %q key %q: %w", key.name, key.key, err)
 		}
 		if c.clients == nil {
-			c.clients = map[string]*redis.Client{}
+			c.clients = map[string]redis.UniversalClient{}
 		}
 		c.clients[resolved.url] = rdb
 	}
@@ -173,29 +174,15 @@ func (c *redisClients) closeAll() {
 	c.rooms, c.urls = nil, nil
 }
 
-// newRedisClient opens a small client for count reads: two connections,
-// short timeouts (unless the URL sets them), one retry so that a connection
-// a restarted Redis closed does not fail an evaluation.
-func newRedisClient(url string) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
+// newRedisClient opens a small client for count reads: two connections per
+// server, short timeouts (unless the URL sets them), one retry so that a
+// connection a restarted Redis closed does not fail an evaluation. It takes
+// every URL form the components take (one server, Sentinel, Cluster).
+func newRedisClient(url string) (redis.UniversalClient, error) {
+	rdb, err := bus.ConnectWith(url, bus.Bounds{Dial: redisDialTimeout, IO: redisIOTimeout, PoolSize: 2})
 	if err != nil {
-		// ParseURL's errors can quote the URL; say only what is wrong.
-		return nil, fmt.Errorf("not a valid redis:// or rediss:// URL")
+		// bus's errors never quote the URL; say which forms are taken.
+		return nil, fmt.Errorf("not a Redis URL the room can use: %w", err)
 	}
-	if opt.DialTimeout == 0 {
-		opt.DialTimeout = redisDialTimeout
-	}
-	if opt.ReadTimeout == 0 {
-		opt.ReadTimeout = redisIOTimeout
-	}
-	if opt.WriteTimeout == 0 {
-		opt.WriteTimeout = redisIOTimeout
-	}
-	if opt.MaxRetries == 0 {
-		opt.MaxRetries = 1
-	}
-	if opt.PoolSize == 0 {
-		opt.PoolSize = 2
-	}
-	return redis.NewClient(opt), nil
+	return rdb, nil
 }

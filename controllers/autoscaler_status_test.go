@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -196,7 +198,7 @@ func TestRedisClientErrorsKeepTheURLSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	o := rdb.Options()
+	o := rdb.(*redis.Client).Options()
 	if o.DialTimeout != redisDialTimeout || o.ReadTimeout != redisIOTimeout || o.MaxRetries != 1 || o.PoolSize != 2 {
 		t.Errorf("options %+v", o)
 	}
@@ -205,7 +207,7 @@ func TestRedisClientErrorsKeepTheURLSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb2.Close()
-	if o := rdb2.Options(); o.DialTimeout != 5*time.Second || o.PoolSize != 7 {
+	if o := rdb2.(*redis.Client).Options(); o.DialTimeout != 5*time.Second || o.PoolSize != 7 {
 		t.Errorf("the URL's own settings were overridden: %+v", o)
 	}
 }

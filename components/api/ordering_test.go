@@ -35,11 +35,11 @@ func TestConcurrentPostersTwoServers(t *testing.T) {
 	servers := []*httptest.Server{ts1, ts2}
 
 	ctx := context.Background()
-	sub := bus.New(testenv.Redis(t), cfg.Common.Schema).Subscribe(ctx)
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil { // the subscription is live
+	sub, err := bus.New(testenv.Redis(t), cfg.Common.Schema).Subscribe(ctx) // live once it returns
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer sub.Close()
 
 	agents := make([]agentKey, posters)
 	server := map[string]int{} // agent id -> the server it posts through

@@ -29,7 +29,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	st     *store.Store
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	bus    *bus.Bus
 	pres   *presence.Presence
 	lim    *ratelimit.Limiter

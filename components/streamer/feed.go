@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,9 +44,14 @@ func newFeed(s *Server) *feed {
 // receive reads the subscription until ctx ends. go-redis reconnects and
 // resubscribes on its own; the first confirmation after a failure tells the
 // feed that messages may have been missed.
-func (f *feed) receive(ctx context.Context, ps *redis.PubSub) {
+func (f *feed) receive(ctx context.Context, b *bus.Bus, ps *redis.PubSub) {
 	// A blocked receive does not watch ctx: closing the subscription does.
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = ps.Close()
+	})
 	defer stop()
 	failed := false
 	backoff := 100 * time.Millisecond
@@ -79,6 +85,39 @@ func (f *feed) receive(ctx context.Context, ps *redis.PubSub) {
 		var ev busEvent
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			if b.Dropped(m) {
+				// The server ended it (a cluster node gave up the slot): a
+				// new subscription finds the node that serves it now, and
+				// what was published meanwhile is filled from Postgres.
+				f.s.log.Warn("redis ended the subscription; subscribing again", "kind", m.Kind)
+				f.s.met.redisErrors.Inc()
+				failed = true
+				mu.Lock()
+				_ = ps.Close()
+				next, err := b.Subscribe(ctx)
+				for err != nil && ctx.Err() == nil {
+					mu.Unlock()
+					f.s.log.Warn("redis subscription refused; trying again", "err", err)
+					select {
+					case <-time.After(backoff):
+					case <-ctx.Done():
+					}
+					backoff = min(2*backoff, 2*time.Second)
+					mu.Lock()
+					next, err = b.Subscribe(ctx)
+				}
+				if err != nil {
+					mu.Unlock()
+					return
+				}
+				ps = next
+				mu.Unlock()
+				if ctx.Err() != nil {
+					_ = ps.Close()
+					return
+				}
+				continue
+			}
 			if !failed {
 				continue
 			}

@@ -68,7 +68,7 @@ return n
 // limiter counts this pod's streams per IP locally and fleet-wide in Redis.
 type limiter struct {
 	s        *Server
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	schema   string
 	pod      string
 	podsKey  string

@@ -44,7 +44,8 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	st   *store.Store
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
+	bus  *bus.Bus
 	ps   *redis.PubSub
 	pres *presence.Presence
 	ips  *clientip.Resolver
@@ -105,10 +106,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.pres = presence.New(s.rdb, cfg.Common.Schema, cfg.Limits.PresenceTimeout)
-	s.ps = bus.New(s.rdb, cfg.Common.Schema).Subscribe(ctx)
-	if _, err := s.ps.Receive(ctx); err != nil {
+	s.bus = bus.New(s.rdb, cfg.Common.Schema)
+	if s.ps, err = s.bus.Subscribe(ctx); err != nil {
 		s.closeClients()
-		return nil, fmt.Errorf("while subscribing to the room's channel: %w", err)
+		return nil, err
 	}
 	shards := cfg.Shards
 	if shards <= 0 {
@@ -188,7 +189,7 @@ func (s *Server) Connections() int64 { return s.conns.Load() }
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
-		func(ctx context.Context) { s.feed.receive(ctx, s.ps) },
+		func(ctx context.Context) { s.feed.receive(ctx, s.bus, s.ps) },
 		s.feed.run,
 		s.lim.run,
 		s.statsLoop,

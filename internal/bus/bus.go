@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,48 +27,21 @@ func Key(schema string, parts ...string) string {
 	return k
 }
 
-// Time bounds of every Redis call (docs/runtime.md, "Time bounds"). Redis
-// answers in well under a millisecond when it is well, so a call that has
-// waited this long is waiting for a server that is gone or frozen.
-const (
-	DialTimeout = 2 * time.Second
-	// IOTimeout bounds one read or write of a call whose context has no
-	// deadline; a context deadline, when earlier, wins (ContextTimeoutEnabled).
-	IOTimeout = 2 * time.Second
-	// MaxRetries: one more try for a connection that broke under a call,
-	// within the caller's deadline; never a loop of retries past it.
-	MaxRetries = 1
-)
-
-// Connect opens a Redis client from a redis:// URL, with time bounds a
-// request can rely on: go-redis's defaults (3 s per read, three retries with
-// backoff, contexts' deadlines ignored) turned a frozen Redis into a 20 s
-// wait. Here every call ends by its context's deadline, or IOTimeout.
-// Subscriptions are not affected: their reads wait as long as their caller
-// says (PubSub.ReceiveTimeout).
-func Connect(url string) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("while parsing the Redis URL: %w", err)
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.DialTimeout = DialTimeout
-	opt.ReadTimeout = IOTimeout
-	opt.WriteTimeout = IOTimeout
-	opt.PoolTimeout = IOTimeout
-	opt.MaxRetries = MaxRetries
-	return redis.NewClient(opt), nil
-}
-
 // Bus publishes and subscribes to a room's messages.
 type Bus struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	channel string
+	// sharded: on a Redis Cluster the channel is a shard channel (SPUBLISH,
+	// SSUBSCRIBE), served by the nodes of its slot alone, as a plain channel
+	// would be broadcast to every node of the cluster. The channel's hash tag
+	// is the room's, so it lives on the same slot as the room's keys.
+	sharded bool
 }
 
 // New returns the bus of the room whose schema is schema.
-func New(rdb *redis.Client, schema string) *Bus {
-	return &Bus{rdb: rdb, channel: Key(schema, "messages")}
+func New(rdb redis.UniversalClient, schema string) *Bus {
+	_, sharded := rdb.(*redis.ClusterClient)
+	return &Bus{rdb: rdb, channel: Key(schema, "messages"), sharded: sharded}
 }
 
 // Channel is the Redis channel messages are published on.
@@ -85,7 +59,11 @@ func (b *Bus) Publish(ctx context.Context, msgs []model.Message) error {
 		if err != nil {
 			return fmt.Errorf("while encoding message %d: %w", msgs[i].ID, err)
 		}
-		pipe.Publish(ctx, b.channel, payload)
+		if b.sharded {
+			pipe.SPublish(ctx, b.channel, payload)
+		} else {
+			pipe.Publish(ctx, b.channel, payload)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("while publishing %d messages: %w", len(msgs), err)
@@ -93,12 +71,51 @@ func (b *Bus) Publish(ctx context.Context, msgs []model.Message) error {
 	return nil
 }
 
-// Subscribe subscribes to the room's channel. The caller reads with
-// Receive/ReceiveMessage (go-redis reconnects and resubscribes on its own;
-// a *redis.Subscription value received after a reconnect tells the caller
-// that messages may have been missed) and closes it when done.
-func (b *Bus) Subscribe(ctx context.Context) *redis.PubSub {
-	return b.rdb.Subscribe(ctx, b.channel)
+// Subscribe subscribes to the room's channel and waits for the server to
+// confirm it. The caller reads with Receive/ReceiveMessage (go-redis
+// reconnects and resubscribes on its own; a *redis.Subscription value
+// received after a reconnect tells the caller that messages may have been
+// missed) and closes it when done.
+//
+// On a cluster whose slot map the client holds is out of date (the slot
+// moved), the node refuses with MOVED: the client reloads the map and
+// subscribes again, until ctx ends.
+func (b *Bus) Subscribe(ctx context.Context) (*redis.PubSub, error) {
+	for {
+		var ps *redis.PubSub
+		if b.sharded {
+			ps = b.rdb.SSubscribe(ctx, b.channel)
+		} else {
+			ps = b.rdb.Subscribe(ctx, b.channel)
+		}
+		_, err := ps.Receive(ctx)
+		if err == nil {
+			return ps, nil
+		}
+		_ = ps.Close()
+		cc, ok := b.rdb.(*redis.ClusterClient)
+		if !ok || !strings.HasPrefix(err.Error(), "MOVED ") {
+			return nil, fmt.Errorf("while subscribing to the room's channel: %w", err)
+		}
+		cc.ReloadState(ctx)
+		// The reload runs in the background; a command through the
+		// client follows the redirect and waits for it.
+		_ = cc.Exists(ctx, b.channel).Err()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Dropped reports whether m is the server ending the subscription on its
+// own: a cluster node that no longer serves the channel's slot (resharded,
+// or demoted to a replica) sends SUNSUBSCRIBE, and go-redis does not
+// subscribe again after it. The caller closes that subscription and opens
+// a new one, which finds the node that serves the slot now.
+func (b *Bus) Dropped(m *redis.Subscription) bool {
+	return m.Channel == b.channel && (m.Kind == "sunsubscribe" || m.Kind == "unsubscribe")
 }
 
 // Decode parses a payload received from the channel.

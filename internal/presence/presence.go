@@ -17,13 +17,13 @@ import (
 
 // Presence is a room's online set.
 type Presence struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	key     string
 	timeout time.Duration
 }
 
 // New returns the presence set of the room whose schema is schema.
-func New(rdb *redis.Client, schema string, timeout time.Duration) *Presence {
+func New(rdb redis.UniversalClient, schema string, timeout time.Duration) *Presence {
 	return &Presence{rdb: rdb, key: bus.Key(schema, "presence"), timeout: timeout}
 }
 
