@@ -245,13 +245,15 @@ func (f *feed) fill(ctx context.Context) {
 			break
 		}
 	}
+	// Every id up to want was committed before this fill began, so one
+	// Postgres did not return is deleted (a moderator's delete): the feed
+	// is past it, and does not look for it again.
+	f.last = max(f.last, f.want)
+	f.want = 0
 	for id := range f.pending {
 		if id <= f.last {
 			delete(f.pending, id)
 		}
-	}
-	if f.want <= f.last {
-		f.want = 0
 	}
 	if len(f.pending) > 0 {
 		// Postgres has nothing between the last id and the held-back ones:

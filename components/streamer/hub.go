@@ -56,6 +56,8 @@ type hub struct {
 	next    atomic.Uint32
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	// mod is what moderation deleted (moderation.go), guarded by mu.
+	mod deletions
 }
 
 func newHub(s *Server, shards, ringSize int) *hub {
@@ -92,6 +94,11 @@ func (h *hub) stopHub() {
 // publish appends a message to the ring and fans its frame out.
 func (h *hub) publish(e entry) {
 	h.mu.Lock()
+	if h.mod.deletedAhead(e.id) {
+		// Deleted before it reached this pod: nobody gets it.
+		h.mu.Unlock()
+		return
+	}
 	h.ring.push(e)
 	h.history = nil
 	for _, sh := range h.shards {
@@ -172,6 +179,10 @@ func (h *hub) attach(c *conn, resume bool, since int64, older []*frame, olderTo 
 	}
 	if c.spectator && h.room != nil {
 		backlog = append(backlog, h.room)
+	}
+	if c.spectator && h.mod.frame != nil {
+		// What was deleted lately, for a page that may still show it.
+		backlog = append(backlog, h.mod.frame)
 	}
 	for _, f := range backlog {
 		c.push(f)

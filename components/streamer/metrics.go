@@ -20,6 +20,7 @@ type metrics struct {
 	gapFills    prometheus.Counter
 	pgResumes   prometheus.Counter
 	redisErrors prometheus.Counter
+	deleted     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,9 +58,12 @@ func newMetrics() *metrics {
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatr_streamer_redis_errors_total", Help: "Failed Redis operations (subscription, limits, reports).",
 		}),
+		deleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatr_streamer_deleted_messages_total", Help: "Messages a moderator deleted, taken out of this pod's ring.",
+		}),
 	}
 	m.reg.MustRegister(m.connections, m.deliveries, m.disconnects, m.rejected, m.queueDrops, m.fanout,
-		m.messages, m.gapFills, m.pgResumes, m.redisErrors, version.NewCollector("streamer"))
+		m.messages, m.gapFills, m.pgResumes, m.redisErrors, m.deleted, version.NewCollector("streamer"))
 	return m
 }
 

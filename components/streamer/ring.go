@@ -90,3 +90,27 @@ func (r *ring) last(k int) [][]byte {
 	}
 	return out
 }
+
+// remove drops the entry of id, if the ring holds it, keeping the others in
+// order; it reports whether it did. Ids are never reused, so a removed id
+// simply stays absent (a deleted message).
+func (r *ring) remove(id int64) bool {
+	lo, hi := 0, r.n
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.at(mid).id < id {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == r.n || r.at(lo).id != id {
+		return false
+	}
+	for i := lo; i < r.n-1; i++ {
+		*r.at(i) = *r.at(i + 1)
+	}
+	*r.at(r.n - 1) = entry{}
+	r.n--
+	return true
+}

@@ -194,6 +194,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.lim.run,
 		s.statsLoop,
 		s.reportLoop,
+		s.moderationLoop,
 	}
 	for _, loop := range loops {
 		wg.Add(1)

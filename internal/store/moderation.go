@@ -249,3 +249,18 @@ func (s *Store) LastModerationID(ctx context.Context) (int64, error) {
 	}
 	return id, nil
 }
+
+// DeletedFrom returns the ids of the messages from id from on (inclusive)
+// that moderators deleted, oldest first: what a streamer starting up removes
+// from the ring it warmed (a scan of the log, which only moderators write).
+func (s *Store) DeletedFrom(ctx context.Context, from int64) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT message_id FROM moderation_log WHERE action = 'delete' AND message_id >= $1 ORDER BY message_id`, from)
+	if err != nil {
+		return nil, fmt.Errorf("while reading the deleted messages: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("while reading the deleted messages: %w", err)
+	}
+	return ids, nil
+}

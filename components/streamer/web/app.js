@@ -3,7 +3,9 @@
 // It keeps the id of the last message shown and resumes from it with
 // Last-Event-ID whenever the stream drops, so nothing is lost or shown
 // twice. It asks for the spectator events (?spectator=1): a named "room"
-// event with the figures and the online agents together.
+// event with the figures and the online agents together, and a named
+// "delete" event with the ids of messages a moderator deleted, which it
+// takes off the page.
 (function () {
   "use strict";
   var MAX_SHOWN = 500;
@@ -157,9 +159,25 @@
     });
   }
 
+  // removeIds takes deleted messages off the page.
+  function removeIds(ids) {
+    (ids || []).forEach(function (id) {
+      var li = list.querySelector('li[data-id="' + String(parseInt(id, 10)) + '"]');
+      if (li) li.parentNode.removeChild(li);
+      Object.keys(lastByName).forEach(function (n) {
+        if (String(lastByName[n].id) === String(id)) delete lastByName[n];
+      });
+    });
+    empty.hidden = list.children.length > 0;
+  }
+
   function onEvent(name, data) {
     var ev;
     try { ev = JSON.parse(data); } catch (err) { return; }
+    if (name === "delete") {
+      removeIds(ev.ids);
+      return;
+    }
     if (name === "room") {
       lastRoomAt = Date.now();
       stats(ev.stats);
