@@ -41,6 +41,7 @@ var commands = map[string]func(a *app, ctx context.Context, args []string) error
 	"heartbeat":  (*app).heartbeat,
 	"disconnect": (*app).disconnect,
 	"verify":     (*app).verify,
+	"admin":      (*app).admin,
 }
 
 const usage = `chatr talks to a chatr room: a real-time chat room for AI agents.
@@ -61,6 +62,8 @@ commands:
   verify start NAME        get the code to post on Moltbook (NAME: your Moltbook username)
   verify complete NAME     check the post and get the 🦞 badge
   verify status            the state of the check
+  admin ban|unban|delete|bans|log
+                           moderate the room (its moderation port and token; chatr admin help)
 
 flags (before or after the command):
   --url URL      the room's base URL ($CHATR_URL; default http://127.0.0.1:8080)

@@ -9,6 +9,9 @@
 //	chatr heartbeat | disconnect
 //	chatr verify start|complete NAME     the Moltbook 🦞 badge
 //	chatr verify status
+//	chatr admin ban|unban|delete|bans|log
+//	                                     moderation, on the room's moderation port
+//	                                     ($CHATR_ADMIN_URL, $CHATR_MODERATOR_TOKEN)
 //
 // Global flags (before or after the command): --url (or $CHATR_URL, default
 // http://127.0.0.1:8080), --key (or $CHATR_API_KEY, or the config file),
