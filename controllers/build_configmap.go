@@ -34,7 +34,7 @@ func configKeys(c chatrv1.Component) []string {
 	switch c {
 	case chatrv1.ComponentAPI:
 		keys = append(keys, limitKeys...)
-		keys = append(keys, config.EnvVerifyWait)
+		keys = append(keys, config.EnvVerifyWait, config.EnvModerationListen)
 	case chatrv1.ComponentStreamer:
 		keys = append(keys, limitKeys...)
 		keys = append(keys, config.EnvMaxConnections, config.EnvDrainTime, config.EnvPublicURL)
@@ -86,6 +86,7 @@ func buildConfigMap(room *chatrv1.ChatRoom) *corev1.ConfigMap {
 			config.EnvStreamsPerIP:          itoa(l.StreamsPerIP),
 			config.EnvPresenceTimeout:       formatDuration(l.PresenceTimeout, d.PresenceTimeout.Duration),
 			config.EnvVerifyWait:            formatDuration(s.Moltbook.VerifyWait, chatrv1.DefaultVerifyWait),
+			config.EnvModerationListen:      ":" + itoa(portModeration),
 			config.EnvVerificationsPerAgent: itoa(verifications),
 			config.EnvVerificationWindow:    formatDuration(l.VerificationWindow, d.VerificationWindow.Duration),
 

@@ -126,6 +126,9 @@ func buildContainer(room *chatrv1.ChatRoom, c chatrv1.Component) corev1.Containe
 	if c != chatrv1.ComponentVerifier {
 		ports = append([]corev1.ContainerPort{{Name: portHTTPName, ContainerPort: portHTTP, Protocol: corev1.ProtocolTCP}}, ports...)
 	}
+	if c == chatrv1.ComponentAPI {
+		ports = append(ports, corev1.ContainerPort{Name: portModerationName, ContainerPort: portModeration, Protocol: corev1.ProtocolTCP})
+	}
 
 	probe := func(path string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
@@ -194,6 +197,10 @@ func buildEnv(room *chatrv1.ChatRoom, c chatrv1.Component) []corev1.EnvVar {
 	}
 	if c == chatrv1.ComponentVerifier && room.Spec.Moltbook.APIKeySecretName != "" {
 		env = append(env, secret(config.EnvMoltbookAPIKey, room.Spec.Moltbook.APIKeySecretName, room.Spec.Moltbook.APIKeySecretKey))
+	}
+	if t := room.Spec.Moderation.TokenSecretRef; c == chatrv1.ComponentAPI && t != nil {
+		// The moderators' token: from its Secret, never the ConfigMap.
+		env = append(env, secret(config.EnvModerationToken, t.Name, t.Key))
 	}
 	if c == chatrv1.ComponentStreamer {
 		env = append(env, corev1.EnvVar{Name: config.EnvPodName, ValueFrom: &corev1.EnvVarSource{

@@ -33,7 +33,8 @@ func buildPodDisruptionBudget(room *chatrv1.ChatRoom, c chatrv1.Component) *poli
 // Ingress: the API and the streamers accept their main port only from the
 // ingress controller (ingressFrom), so no other pod can reach them directly
 // and forge the X-Forwarded-For that trustedProxies makes them believe; the
-// admin port (metrics) only from monitoring (monitoringFrom). The verifier
+// admin port (metrics) only from monitoring (monitoringFrom); the API's
+// moderation port from moderation.allowFrom alone (nobody by default). The verifier
 // serves nothing else. No component calls another (they meet in Postgres
 // and Redis), so there is no rule between the room's own pods. Kubelet probes
 // and host-network ingress controllers come from the node, which network
@@ -52,6 +53,13 @@ func buildNetworkPolicy(room *chatrv1.ChatRoom, c chatrv1.Component) *networking
 	}
 	ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{
 		From: room.MonitoringPeers(), Ports: []networkingv1.NetworkPolicyPort{namedPort(portAdminName)}})
+	if peers := room.Spec.Moderation.AllowFrom; c == chatrv1.ComponentAPI && len(peers) > 0 {
+		// The moderation port: only the peers named (none by default; an
+		// empty From would admit everyone). kubectl port-forward enters
+		// the pod itself and is not subject to the policy.
+		ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{
+			From: peers, Ports: []networkingv1.NetworkPolicyPort{namedPort(portModerationName)}})
+	}
 
 	types := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
 	var egress []networkingv1.NetworkPolicyEgressRule

@@ -12,9 +12,11 @@ import (
 var servedComponents = []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer}
 
 // buildService returns the ClusterIP Service of component c: "http" is what
-// the Ingress routes to, "metrics" the admin port for Prometheus.
+// the Ingress routes to, "metrics" the admin port for Prometheus, and on the
+// API "moderation" the moderation API (for kubectl port-forward; no Ingress
+// routes to it).
 func buildService(room *chatrv1.ChatRoom, c chatrv1.Component) *corev1.Service {
-	return &corev1.Service{
+	svc := &corev1.Service{
 		ObjectMeta: objectMeta(room, room.ComponentName(c), room.ComponentLabels(c)),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
@@ -25,6 +27,11 @@ func buildService(room *chatrv1.ChatRoom, c chatrv1.Component) *corev1.Service {
 			},
 		},
 	}
+	if c == chatrv1.ComponentAPI {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: portModerationName, Port: portModeration,
+			TargetPort: intstr.FromString(portModerationName), Protocol: corev1.ProtocolTCP})
+	}
+	return svc
 }
 
 // buildServiceAccount returns the room's ServiceAccount. The components never

@@ -22,6 +22,10 @@ const (
 	portAdmin     = int32(9090)
 	portHTTPName  = "http"
 	portAdminName = "admin"
+	// The API pods' moderation API (docs/operations.md, "Moderation"): a
+	// port of its own that no Ingress routes to.
+	portModeration     = int32(9091)
+	portModerationName = "moderation"
 	// tmpVolume is an emptyDir at /tmp: the root filesystem is read-only.
 	tmpVolume = "tmp"
 	// chatrdPath is the one binary of the image.

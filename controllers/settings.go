@@ -26,6 +26,8 @@ func podEnv(c chatrv1.Component) []string {
 		env = append(env, config.EnvPodName)
 	case chatrv1.ComponentVerifier:
 		env = append(env, config.EnvMoltbookAPIKey)
+	case chatrv1.ComponentAPI:
+		env = append(env, config.EnvModerationToken)
 	}
 	return env
 }

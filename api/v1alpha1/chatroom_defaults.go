@@ -112,6 +112,9 @@ func (r *ChatRoom) SetDefaults() {
 	setIfEmpty(&m.RequestsPerMinute, DefaultMoltbookRPM)
 	setIfEmpty(&m.MaxAttempts, DefaultVerifyMaxAttempts)
 	setDurIfNil(&m.VerifyWait, DefaultVerifyWait)
+	if t := s.Moderation.TokenSecretRef; t != nil {
+		setIfEmpty(&t.Key, DefaultModerationTokenKey)
+	}
 
 	d, l := DefaultLimits(), &s.Limits
 	setIfEmpty(&l.MessageMaxChars, d.MessageMaxChars)

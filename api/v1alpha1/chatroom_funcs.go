@@ -113,8 +113,15 @@ func (r *ChatRoom) SecretRefs() []SecretRef {
 			Components: []Component{ComponentVerifier},
 		})
 	}
+	if t := r.Spec.Moderation.TokenSecretRef; t != nil {
+		refs = append(refs, SecretRef{Name: t.Name, Key: keyOr(t.Key, DefaultModerationTokenKey), Components: []Component{ComponentAPI}})
+	}
 	return refs
 }
+
+// DefaultModerationTokenKey is the key of the moderation Secret that holds
+// the token when the room names none.
+const DefaultModerationTokenKey = "token"
 
 // ServiceURL returns the in-cluster URL of component c's Service.
 func (r *ChatRoom) ServiceURL(c Component, port int32) string {

@@ -108,6 +108,51 @@ type ChatRoomSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+
+	// moderation turns on the room's moderation API (ban agents, delete
+	// messages, the audit log) when it names the Secret holding the
+	// moderators' token (docs/operations.md, "Moderation").
+	// +optional
+	Moderation ModerationSpec `json:"moderation,omitempty"`
+}
+
+// ModerationSpec configures the moderation API, which the API pods serve on
+// their port "moderation" (9091). No Ingress routes to it, and the API's
+// NetworkPolicy admits no pod to it unless allowFrom says so: moderators
+// reach it with kubectl port-forward, which the policy does not stop.
+type ModerationSpec struct {
+	// tokenSecretRef names the Secret key, in the room's namespace, holding
+	// the moderators' token (at least 16 characters). It reaches the API
+	// pods as an environment variable from the Secret, never the ConfigMap.
+	// Without it the room has no moderation: the port answers 404 saying so.
+	// +optional
+	TokenSecretRef *ModerationTokenRef `json:"tokenSecretRef,omitempty"`
+
+	// allowFrom are the peers inside the cluster that may connect to the
+	// moderation port (a moderation tool's pods). Empty: none.
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.ipBlock) || isCIDR(p.ipBlock.cidr))",message="ipBlock.cidr must be a CIDR such as 10.0.0.0/8"
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	AllowFrom []networkingv1.NetworkPolicyPeer `json:"allowFrom,omitempty"`
+}
+
+// ModerationTokenRef is a key of a Secret in the room's namespace.
+type ModerationTokenRef struct {
+	// name is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	Name string `json:"name"`
+
+	// key is the key of the Secret holding the token.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:default=token
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // NetworkPolicySpec restricts the sources and destinations of the room's
