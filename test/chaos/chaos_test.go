@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatr-ai/chatr/internal/bus"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
@@ -36,6 +37,7 @@ type scenario struct {
 	during  func(t *testing.T, r *room) string // a finding for the verdict
 	control bool                               // the negative control: must be caught
 	pair    bool                               // the room runs on its own primary and synchronous replica
+	redis   string                             // "sentinel" or "cluster": the room runs on a Redis of its own of that kind
 }
 
 func freeze(pick func(*part) *testenv.FaultProxy, parts func(*room) []*part) func(*testing.T, *room) func() {
@@ -107,6 +109,23 @@ var scenarios = []scenario{
 		t.Logf("primary killed and replica promoted in %s", d.Round(time.Millisecond))
 		return nil
 	}},
+	{name: "redis sentinel fails the master over to its replica", redis: "sentinel", start: func(t *testing.T, r *room) func() {
+		d := r.sentinel.KillMaster(t)
+		t.Logf("master killed and replica promoted by the Sentinels in %s", d.Round(time.Millisecond))
+		return nil
+	}},
+	{name: "redis cluster of 3 masters", redis: "cluster"},
+	{name: "redis cluster moves the room's slot", redis: "cluster", start: func(t *testing.T, r *room) func() {
+		channel := bus.Key(r.schema, "messages")
+		to := r.cluster.Nodes[0]
+		if to == r.cluster.NodeOf(t, channel) {
+			to = r.cluster.Nodes[1]
+		}
+		start := time.Now()
+		r.cluster.MoveSlot(t, channel, to)
+		t.Logf("the room's slot and its keys moved to %s in %s", to.Addr, time.Since(start).Round(time.Millisecond))
+		return nil
+	}},
 	{name: "negative control: a reader skips a message", control: true},
 }
 
@@ -148,14 +167,24 @@ func TestChaos(t *testing.T) {
 // fault for faultTime, a few seconds after, then every reader must hold
 // every accepted message.
 func run(t *testing.T, sc scenario) verdict {
-	var r *room
+	var pair *pgPair
+	dbURL, redisURL := "", ""
 	if sc.pair {
-		pair := startPGPair(t)
-		r = newRoomOn(t, pair.url())
-		r.pair = pair
-	} else {
-		r = newRoom(t)
+		pair = startPGPair(t)
+		dbURL = pair.url()
 	}
+	var sentinel *testenv.RedisSentinel
+	var cluster *testenv.RedisCluster
+	switch sc.redis {
+	case "sentinel":
+		sentinel = testenv.StartRedisSentinel(t)
+		redisURL = sentinel.URL()
+	case "cluster":
+		cluster = testenv.StartRedisCluster(t, 3)
+		redisURL = cluster.URL()
+	}
+	r := newRoomOn(t, dbURL, redisURL)
+	r.pair, r.sentinel, r.cluster = pair, sentinel, cluster
 	keys := []string{register(t, r, "poster_a"), register(t, r, "poster_b")}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

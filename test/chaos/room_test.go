@@ -33,6 +33,9 @@ type room struct {
 	schema     string
 	dbURL      string  // the Postgres every part uses (not through a proxy when set by the scenario)
 	pair       *pgPair // the primary and replica behind dbURL, for the failover
+	redisURL   string  // the Redis every part uses (not through a proxy when set by the scenario)
+	sentinel   *testenv.RedisSentinel
+	cluster    *testenv.RedisCluster
 	apis       []*part
 	streamers  []*part
 	requestTTL time.Duration
@@ -67,32 +70,38 @@ func hostOf(t *testing.T, raw string) string {
 
 // newRoom starts the room. Limits are lifted so that the workload, all from
 // 127.0.0.1, is never rate limited: the suite is about faults.
-func newRoom(t *testing.T) *room { return newRoomOn(t, "") }
+func newRoom(t *testing.T) *room { return newRoomOn(t, "", "") }
 
-// newRoomOn is newRoom on the Postgres at dbURL (every part connects to it
-// directly, with no proxy), or the test Postgres through proxies when "".
-func newRoomOn(t *testing.T, dbURL string) *room {
+// newRoomOn is newRoom on the Postgres at dbURL and the Redis at redisURL
+// (every part connects to them directly, with no proxy), or on the test
+// Postgres and Redis through proxies where "".
+func newRoomOn(t *testing.T, dbURL, redisURL string) *room {
 	t.Helper()
-	r := &room{schema: testenv.Schema(t), requestTTL: 2 * time.Second, dbURL: dbURL}
+	r := &room{schema: testenv.Schema(t), requestTTL: 2 * time.Second, dbURL: dbURL, redisURL: redisURL}
 	direct := dbURL != ""
 	if !direct {
 		r.dbURL = testenv.DatabaseURL()
 	}
+	directRedis := redisURL != ""
 	r.store(t) // migrate once, before the parts start
 	limits := config.DefaultLimits()
 	limits.VerifiedMessages = 1_000_000
 	limits.RequestsPerIP = 1_000_000
 	limits.StreamsPerIP = 10_000
-	pgHost, rdHost := hostOf(t, r.dbURL), hostOf(t, testenv.RedisURL())
+	pgHost := hostOf(t, r.dbURL)
 	common := func(p *part) config.Common {
-		p.rd = testenv.NewFaultProxy(t, rdHost)
 		db := r.dbURL
 		if !direct {
 			p.pg = testenv.NewFaultProxy(t, pgHost)
 			db = viaProxy(t, r.dbURL, p.pg)
 		}
+		rdb := r.redisURL
+		if !directRedis {
+			p.rd = testenv.NewFaultProxy(t, hostOf(t, testenv.RedisURL()))
+			rdb = viaProxy(t, testenv.RedisURL(), p.rd)
+		}
 		return config.Common{DatabaseURL: db, Schema: r.schema,
-			RedisURL: viaProxy(t, testenv.RedisURL(), p.rd), DBConnectTimeout: time.Second,
+			RedisURL: rdb, DBConnectTimeout: time.Second,
 			DBStatementTimeout: 2 * time.Second}
 	}
 	for _, name := range []string{"api-a", "api-b"} {
