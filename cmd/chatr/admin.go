@@ -22,7 +22,8 @@ import (
 // reach it with kubectl port-forward (or from inside the cluster).
 
 // defaultAdminURL is where `kubectl port-forward svc/<room>-api 9091:moderation`
-// puts a room's moderation API (and `chatrd dev` serves it).
+// puts a room's moderation API (`chatrd dev` serves it where
+// CHATR_MODERATION_LISTEN says).
 const defaultAdminURL = "http://127.0.0.1:9091"
 
 const adminUsage = `usage: chatr admin <command> [arguments] [flags]

@@ -125,6 +125,8 @@ func runDev(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		Handler:      router,
 		DrainTimeout: streamer.DrainTimeout(scfg),
 		Log:          log,
+		// The moderation API, apart, when CHATR_MODERATION_LISTEN is set.
+		Extra: []serve.Extra{{Name: "moderation", Listen: acfg.ModerationListen, Handler: apiSrv.ModerationHandler()}},
 	}), apiSrv, streamSrv, verSrv)
 }
 

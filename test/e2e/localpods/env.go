@@ -22,6 +22,9 @@ import (
 const (
 	EnvListen      = "CHATR_LISTEN"
 	EnvAdminListen = "CHATR_ADMIN_LISTEN"
+	// EnvModerationListen is the API pods' moderation port, rewritten the
+	// same way.
+	EnvModerationListen = "CHATR_MODERATION_LISTEN"
 
 	// DefaultMainPort is the container port assumed when CHATR_LISTEN is
 	// unset or names no port.

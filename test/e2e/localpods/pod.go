@@ -303,6 +303,13 @@ func (p *localPod) prepare(ctx context.Context) (argv, env []string, err error) 
 		admin = net.JoinHostPort(PodIP, fmt.Sprint(lp))
 		vars.set(EnvAdminListen, admin)
 	}
+	if v := vars.vals[EnvModerationListen]; v != "" {
+		lp, err := p.localPort(listenPort(v, 9091))
+		if err != nil {
+			return nil, nil, err
+		}
+		vars.set(EnvModerationListen, net.JoinHostPort(PodIP, fmt.Sprint(lp)))
+	}
 	p.mu.Lock()
 	p.listen, p.adminListen = listen, admin
 	p.mu.Unlock()
