@@ -40,7 +40,7 @@ type room struct {
 	schema   string
 	redisURL string
 	st       *store.Store
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	bus      *bus.Bus
 	agent    store.Agent
 	seq      int
@@ -54,14 +54,22 @@ func newRoom(t *testing.T, redisURL string) *room {
 	}
 	schema := testenv.Schema(t)
 	st := testenv.StoreFor(t, schema)
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
+	var rdb redis.UniversalClient
+	if topo, _ := bus.TopologyOf(redisURL); topo == bus.Standalone {
+		opt, err := redis.ParseURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Publish once, like an API pod that finds Redis down: Postgres has
+		// the message and the streamers must find it there.
+		opt.MaxRetries = -1
+		rdb = redis.NewClient(opt)
+	} else {
+		var err error
+		if rdb, err = bus.Connect(redisURL); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Publish once, like an API pod that finds Redis down: Postgres has the
-	// message and the streamers must find it there.
-	opt.MaxRetries = -1
-	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
 	a, err := st.CreateAgent(context.Background(), "poster", "🦀", []byte("hash-of-poster"))
 	if err != nil {

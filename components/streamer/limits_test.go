@@ -42,8 +42,17 @@ func expectRefused(t *testing.T, base string, status int, msg string) {
 
 // The per-IP limit holds across both streamers, is released when a stream
 // ends, and forgets a pod that died (stopped renewing) within its TTL.
-func TestPerIPLimitAcrossStreamers(t *testing.T) {
-	r := newRoom(t, "")
+func TestPerIPLimitAcrossStreamers(t *testing.T) { perIPLimitAcrossStreamers(t, "") }
+
+// The same on a Sentinel-managed master and on a Redis Cluster: the
+// limit's scripts touch only the room's hash-tagged keys, one slot.
+func TestPerIPLimitAcrossStreamersHighlyAvailable(t *testing.T) {
+	t.Run("sentinel", func(t *testing.T) { perIPLimitAcrossStreamers(t, testenv.StartRedisSentinel(t).URL()) })
+	t.Run("cluster", func(t *testing.T) { perIPLimitAcrossStreamers(t, testenv.StartRedisCluster(t, 3).URL()) })
+}
+
+func perIPLimitAcrossStreamers(t *testing.T, redisURL string) {
+	r := newRoom(t, redisURL)
 	three := func(c *streamer.Config) { c.Limits.StreamsPerIP = 3; c.PingInterval = 100 * time.Millisecond }
 	a := startPod(t, r, "a", three)
 	b := startPod(t, r, "b", three)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/chatr-ai/chatr/internal/bus"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
@@ -125,5 +126,35 @@ func TestRunReportsUntilStoppedThenClears(t *testing.T) {
 	}
 	if got, _ := Read(context.Background(), rdb, schema, []string{"p"}); len(got) != 0 {
 		t.Errorf("count still there after Run stopped: %v", got)
+	}
+}
+
+// On a Redis Cluster one MGET reads every pod's count: the keys share the
+// room's hash tag, hence one slot (a key outside it would be CROSSSLOT).
+func TestReadOnCluster(t *testing.T) {
+	ctx := context.Background()
+	c := testenv.StartRedisCluster(t, 3)
+	rdb, err := bus.Connect(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	schema := testenv.Schema(t)
+	pods := []string{}
+	for i := range 20 {
+		pod := fmt.Sprintf("streamer-%d", i)
+		pods = append(pods, pod)
+		if err := Report(ctx, rdb, schema, pod, int64(i*10), TTL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Read(ctx, rdb, schema, pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, pod := range pods {
+		if got[pod] != int64(i*10) {
+			t.Errorf("Read[%s] = %d, want %d", pod, got[pod], i*10)
+		}
 	}
 }

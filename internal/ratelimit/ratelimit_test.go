@@ -12,12 +12,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/chatr-ai/chatr/internal/bus"
 	"github.com/chatr-ai/chatr/internal/ratelimit"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
 
 // key returns a Redis key unique to this test, deleted when it ends.
-func key(t *testing.T, rdb *redis.Client) string {
+func key(t *testing.T, rdb redis.Cmdable) string {
 	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -244,7 +245,36 @@ func TestSharedAcrossLimiters(t *testing.T) {
 // atomic step.
 func TestConcurrentExactlyLimit(t *testing.T) {
 	t.Parallel()
-	rdb1, rdb2 := testenv.Redis(t), testenv.Redis(t)
+	concurrentExactlyLimit(t, testenv.Redis(t), testenv.Redis(t))
+}
+
+// The same holds on a Sentinel-managed master and on a Redis Cluster, with
+// two clients as two pods would hold: the script's one key is hash-tagged,
+// so the cluster runs it on one node.
+func TestConcurrentExactlyLimitHighlyAvailable(t *testing.T) {
+	t.Parallel()
+	for name, start := range map[string]func(testing.TB) string{
+		"sentinel": func(t testing.TB) string { return testenv.StartRedisSentinel(t).URL() },
+		"cluster":  func(t testing.TB) string { return testenv.StartRedisCluster(t, 3).URL() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			u := start(t)
+			var clients []redis.UniversalClient
+			for range 2 {
+				c, err := bus.Connect(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = c.Close() })
+				clients = append(clients, c)
+			}
+			concurrentExactlyLimit(t, clients[0], clients[1])
+		})
+	}
+}
+
+func concurrentExactlyLimit(t *testing.T, rdb1, rdb2 redis.UniversalClient) {
 	ls := []*ratelimit.Limiter{ratelimit.New(rdb1), ratelimit.New(rdb2)}
 	k := key(t, rdb1)
 	r := ratelimit.Rule{Limit: 37, Window: time.Minute}
