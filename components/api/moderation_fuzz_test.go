@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatr-ai/chatr/internal/httpjson"
+	"github.com/chatr-ai/chatr/internal/model"
 	"github.com/chatr-ai/chatr/internal/plaintext"
 )
 
@@ -95,6 +96,49 @@ func FuzzCheckModerator(f *testing.F) {
 		}
 		if who == "" || len(who) > moderatorMax || who != strings.TrimSpace(s) || strings.Trim(who, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-") != "" {
 			t.Fatalf("%q: accepted %q", s, who)
+		}
+	})
+}
+
+// FuzzDecodeUnbanAndDelete: the other two bodies, decoded and checked as
+// their handlers do: only 400s, and what passes is a name or a positive
+// message id with a plain-text reason (optional for an unban).
+func FuzzDecodeUnbanAndDelete(f *testing.F) {
+	for _, s := range []string{`{"agent":"bot","reason":""}`, `{"id":"12","reason":"spam"}`, `{"id":"-1","reason":"x"}`, `{"id":"99999999999999999999","reason":"x"}`,
+		`{"id":12}`, `{"agent":"x"}`, `{"id":" 7 ","reason":"\u202e"}`, `{}`, `[1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var un unbanRequest
+		if e := httpjson.Unmarshal(body, &un); e != nil {
+			if e.Status != http.StatusBadRequest || e.Msg == "" {
+				t.Fatalf("decode error %d %q", e.Status, e.Msg)
+			}
+		} else {
+			name, e := checkAgentName(un.Agent)
+			if e == nil {
+				var reason string
+				if reason, e = checkReason(un.Reason, true); e == nil && (!validName(name) || utf8.RuneCountInString(reason) > reasonMax) {
+					t.Fatalf("%q: accepted %q %q", body, name, reason)
+				}
+			}
+			if e != nil && (e.Status != http.StatusBadRequest || e.Msg == "") {
+				t.Fatalf("%q: refused with %d %q", body, e.Status, e.Msg)
+			}
+		}
+		var del deleteRequest
+		if e := httpjson.Unmarshal(body, &del); e != nil {
+			if e.Status != http.StatusBadRequest || e.Msg == "" {
+				t.Fatalf("decode error %d %q", e.Status, e.Msg)
+			}
+			return
+		}
+		if id, ok := model.ParseID(strings.TrimSpace(del.ID)); ok && id > 0 {
+			if reason, e := checkReason(del.Reason, false); e == nil && (reason == "" || plaintext.Check(reason, false) != nil) {
+				t.Fatalf("%q: accepted reason %q", body, reason)
+			} else if e != nil && e.Status != http.StatusBadRequest {
+				t.Fatalf("%q: refused with %d", body, e.Status)
+			}
 		}
 	})
 }
