@@ -38,6 +38,21 @@ type scenario struct {
 	control bool                               // the negative control: must be caught
 	pair    bool                               // the room runs on its own primary and synchronous replica
 	redis   string                             // "sentinel" or "cluster": the room runs on a Redis of its own of that kind
+	// long faults last at least longFault, even under make test, so that
+	// their verdict can judge whether goroutines and memory stop growing.
+	long bool
+}
+
+// longFault is long enough for a fault's second half to show growth: five
+// times the request deadline, in which every kind of wait has timed out
+// more than once.
+const longFault = 10 * time.Second
+
+func (sc scenario) faultTime(t *testing.T) time.Duration {
+	if sc.long {
+		return max(faultTime(t), longFault)
+	}
+	return faultTime(t)
 }
 
 func freeze(pick func(*part) *testenv.FaultProxy, parts func(*room) []*part) func(*testing.T, *room) func() {
@@ -97,8 +112,8 @@ func notReady(which func(*room) []*part) func(*testing.T, *room) string {
 
 var scenarios = []scenario{
 	{name: "no fault"},
-	{name: "postgres frozen", start: freeze(pg, all)},
-	{name: "redis frozen", start: freeze(rd, all)},
+	{name: "postgres frozen", start: freeze(pg, all), long: true},
+	{name: "redis frozen", start: freeze(rd, all), long: true},
 	{name: "postgres down", start: cut(pg, all)},
 	{name: "redis down", start: cut(rd, all)},
 	{name: "streamer-a cut off from redis (silent)", start: freeze(rd, streamerA), during: notReady(streamerA)},
@@ -144,7 +159,7 @@ func TestChaos(t *testing.T) {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
 			v := run(t, sc)
 			fmt.Println(v.String())
-			problems := v.problems(faultTime(t))
+			problems := v.problems(sc.faultTime(t))
 			if sc.control {
 				// The control passes when the check caught the skipped message.
 				if v.lost == 0 {
@@ -221,18 +236,19 @@ func run(t *testing.T, sc scenario) verdict {
 	waitPosts(t, &p, 10)
 	var faultEnd time.Time
 	if sc.start != nil {
-		v.goroutinesBefore = runtime.NumGoroutine()
-		stopSampling := sampleGoroutines(&v.goroutinesPeak)
+		before := sampleServers()
+		v.before = before()[0]
+		stopSampling := sampleServers()
 		end := sc.start(t, r)
 		faultStart := time.Now()
 		defer stopSampling()
 		if sc.during != nil {
 			v.findings = append(v.findings, sc.during(t, r))
 		}
-		if rest := faultTime(t) - time.Since(faultStart); rest > 0 {
+		if rest := sc.faultTime(t) - time.Since(faultStart); rest > 0 {
 			time.Sleep(rest) // the fault's length is the scenario's subject, not a synchronisation
 		}
-		stopSampling()
+		v.samples = stopSampling()
 		if end != nil {
 			end()
 		}
@@ -315,22 +331,74 @@ type verdict struct {
 	worstDelay            time.Duration
 	reconnects            int
 	findings              []string
-	// goroutinesBefore and goroutinesPeak are the process's goroutines
-	// (every part, and the workload) before and at most during the fault.
-	goroutinesBefore, goroutinesPeak int
+	// before is the servers' goroutines and the heap before the fault,
+	// samples the same every 100 ms while it lasts.
+	before  sample
+	samples []sample
 }
 
-// sampleGoroutines records the peak goroutine count every 50 ms until the
-// returned stop is called (more than once is fine).
-func sampleGoroutines(peak *int) (stop func()) {
+// harnessFrames mark the goroutines of the test itself: the workload (its
+// posters, readers and their HTTP clients), the fault proxies and the
+// sampler. Every other goroutine belongs to one of the room's servers.
+var harnessFrames = []string{
+	"testenv.(*FaultProxy)", "chaos.(*poster)", "chaos.(*reader)", "net/http.(*persistConn)",
+	"net/http.(*Transport)", "chaos.sampleServers", "chaos.run", "chaos.TestChaos", "testing.",
+	"github.com/gorilla/websocket.(*Dialer)",
+}
+
+// serverGoroutines counts the goroutines of the room's servers.
+func serverGoroutines(buf []byte) (int, []byte) {
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		harness := false
+		for _, f := range harnessFrames {
+			if strings.Contains(g, f) {
+				harness = true
+				break
+			}
+		}
+		if !harness {
+			count++
+		}
+	}
+	return count, buf[:cap(buf)]
+}
+
+// sample is the servers' goroutines and the process's heap at one time.
+type sample struct {
+	at         time.Duration // since the fault began
+	goroutines int
+	heap       uint64
+}
+
+// sampleServers samples every 100 ms until the returned stop is called
+// (more than once is fine), and then returns the samples.
+func sampleServers() (stop func() []sample) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	var out []sample
+	start := time.Now()
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(50 * time.Millisecond)
+		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
+		buf := make([]byte, 1<<20)
+		var ms runtime.MemStats
 		for {
-			*peak = max(*peak, runtime.NumGoroutine())
+			var n int
+			n, buf = serverGoroutines(buf)
+			// The live heap: what a collection now leaves in use.
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			out = append(out, sample{at: time.Since(start), goroutines: n, heap: ms.HeapInuse})
 			select {
 			case <-done:
 				return
@@ -339,7 +407,10 @@ func sampleGoroutines(peak *int) (stop func()) {
 		}
 	}()
 	var once sync.Once
-	return func() { once.Do(func() { close(done); <-finished }) }
+	return func() []sample {
+		once.Do(func() { close(done); <-finished })
+		return out
+	}
 }
 
 func (v *verdict) compute(t *testing.T, r *room, posts []post, readers []*reader, faultEnd time.Time) {
@@ -428,9 +499,19 @@ func (v verdict) problems(fault time.Duration) []string {
 	if limit := 2*time.Second + testenv.Slow(3*time.Second); v.slowest > limit {
 		out = append(out, fmt.Sprintf("the slowest answer took %s (more than %s)", v.slowest.Round(time.Millisecond), limit))
 	}
-	// The goroutine figures are reported, not yet judged: the process holds
-	// the workload's goroutines and the fault proxies' as well as the
-	// servers', so a bound needs a plateau check over a long fault.
+	// Goroutines and memory stay bounded: over a fault of longFault or
+	// more, the servers' goroutines and live heap peak in its second half
+	// no more than 20% (and 10 goroutines, 8 MiB) above its first half. A
+	// wait without a deadline, or a buffer that fills while a dependency
+	// hangs, grows with the fault's length and fails this.
+	if b := v.bounds(); fault >= longFault && len(v.samples) > 0 {
+		if limit := b.firstG + b.firstG/5 + 10; b.secondG > limit {
+			out = append(out, fmt.Sprintf("the servers' goroutines grew from %d in the fault's first half to %d in its second (more than %d)", b.firstG, b.secondG, limit))
+		}
+		if limit := b.firstH + b.firstH/5 + 8<<20; b.secondH > limit {
+			out = append(out, fmt.Sprintf("the live heap grew from %.1f MiB in the fault's first half to %.1f MiB in its second", float64(b.firstH)/(1<<20), float64(b.secondH)/(1<<20)))
+		}
+	}
 	// Whatever the fault and however long it lasts, an accepted message
 	// reaches every reader within a bounded delay (a streamer cut off from
 	// Redis fills from Postgres).
@@ -443,6 +524,29 @@ func (v verdict) problems(fault time.Duration) []string {
 		}
 	}
 	return out
+}
+
+// growth is the peaks of the servers' goroutines and of the heap in each
+// half of the fault.
+type growth struct {
+	firstG, secondG int
+	firstH, secondH uint64
+}
+
+func (v verdict) bounds() growth {
+	var g growth
+	if len(v.samples) == 0 {
+		return g
+	}
+	half := v.samples[len(v.samples)-1].at / 2
+	for _, x := range v.samples {
+		if x.at <= half {
+			g.firstG, g.firstH = max(g.firstG, x.goroutines), max(g.firstH, x.heap)
+		} else {
+			g.secondG, g.secondH = max(g.secondG, x.goroutines), max(g.secondH, x.heap)
+		}
+	}
+	return g
 }
 
 func (v verdict) String() string {
@@ -458,8 +562,11 @@ func (v verdict) String() string {
 	s := fmt.Sprintf("chaos %-44s accepted %4d refused %3d (%s) | lost %d dup %d out-of-order %d missing %d | slowest answer %s, recovery %s, worst delivery %s, reconnects %d",
 		v.name+":", v.accepted, v.refused, errs, v.lost, v.dup, v.outOfOrder, v.missing,
 		v.slowest.Round(time.Millisecond), v.recovery.Round(time.Millisecond), v.worstDelay.Round(time.Millisecond), v.reconnects)
-	if v.goroutinesBefore > 0 {
-		s += fmt.Sprintf(" | goroutines %d → peak %d", v.goroutinesBefore, v.goroutinesPeak)
+	if len(v.samples) > 0 {
+		b := v.bounds()
+		s += fmt.Sprintf(" | servers' goroutines %d → peak %d (first half %d, second half %d), heap %.1f → peak %.1f MiB",
+			v.before.goroutines, max(b.firstG, b.secondG), b.firstG, b.secondG,
+			float64(v.before.heap)/(1<<20), float64(max(b.firstH, b.secondH))/(1<<20))
 	}
 	for _, f := range v.findings {
 		s += " | " + f
