@@ -210,6 +210,8 @@ type NetworkPolicyEgressSpec struct {
 
 	// redis is where Redis is: TCP on ports (default 6379) to peers (default:
 	// any address). The verifier does not use Redis and gets no such rule.
+	// With Sentinel, list the Sentinels' port too (6379 and 26379); with a
+	// Cluster, every node's port.
 	// +optional
 	Redis EgressDestination `json:"redis,omitempty"`
 
@@ -286,8 +288,11 @@ type PostgresSpec struct {
 
 // RedisSpec names the Secret that holds the Redis URL.
 type RedisSpec struct {
-	// secretName is the Secret, in the room's namespace, holding the Redis URL
-	// (redis://[:pass@]host:6379/0 or rediss://...).
+	// secretName is the Secret, in the room's namespace, holding the Redis URL:
+	// redis://[:pass@]host:6379/0 (rediss:// for TLS) for one server,
+	// redis-sentinel://[:pass@]s1:26379,s2:26379/0?master_name=NAME for a
+	// Sentinel-managed master, redis-cluster://[:pass@]n1:6379,n2:6379 for a
+	// Redis Cluster.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
