@@ -227,6 +227,7 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 	if rate := a.measurePosts(ctx, desired); rate != "" {
 		status.PostsPerSecond = rate
 	}
+	a.relayRoomEvents(ctx, room, desired)
 	if autoscalerStatusChanged(&room.Status, status) {
 		if err := a.writeStatus(ctx, room, status); err != nil {
 			return ev, err

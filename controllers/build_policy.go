@@ -40,8 +40,9 @@ func buildPodDisruptionBudget(room *chatrv1.ChatRoom, c chatrv1.Component) *poli
 // and host-network ingress controllers come from the node, which network
 // plugins allow to reach its own pods whatever the policy says.
 //
-// Egress: DNS, Postgres, Redis (the API and the streamers; the verifier does
-// not use it) and Moltbook (the verifier), by port to any address unless
+// Egress: DNS, Postgres, Redis (every component: the verifier hands its
+// retention summaries to the operator through it) and Moltbook (the
+// verifier), by port to any address unless
 // peers are given, plus any extra rules. Nothing reaches the Kubernetes API:
 // no component uses it (the pods mount no ServiceAccount token).
 func buildNetworkPolicy(room *chatrv1.ChatRoom, c chatrv1.Component) *networkingv1.NetworkPolicy {
@@ -99,10 +100,9 @@ func egressRules(room *chatrv1.ChatRoom, c chatrv1.Component) []networkingv1.Net
 		rule(e.DNS, []corev1.Protocol{corev1.ProtocolUDP, corev1.ProtocolTCP}, chatrv1.DefaultDNSPort),
 		rule(e.Postgres, tcp, chatrv1.DefaultPostgresPort),
 	}
+	rules = append(rules, rule(e.Redis, tcp, chatrv1.DefaultRedisPort))
 	if c == chatrv1.ComponentVerifier {
 		rules = append(rules, rule(e.Moltbook, tcp, room.MoltbookPort()))
-	} else {
-		rules = append(rules, rule(e.Redis, tcp, chatrv1.DefaultRedisPort))
 	}
 	for _, x := range e.Extra {
 		rules = append(rules, *x.DeepCopy())

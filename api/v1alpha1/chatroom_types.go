@@ -195,7 +195,7 @@ type NetworkPolicySpec struct {
 }
 
 // NetworkPolicyEgressSpec lists the destinations the pods may reach: DNS
-// for everyone, Postgres for everyone, Redis for the API and the streamers,
+// for everyone, Postgres for everyone, Redis for everyone,
 // Moltbook for the verifier, and any extra rules.
 type NetworkPolicyEgressSpec struct {
 	// dns is where the pods resolve names: UDP and TCP on ports (default 53)
@@ -209,7 +209,8 @@ type NetworkPolicyEgressSpec struct {
 	Postgres EgressDestination `json:"postgres,omitempty"`
 
 	// redis is where Redis is: TCP on ports (default 6379) to peers (default:
-	// any address). The verifier does not use Redis and gets no such rule.
+	// any address). Every component gets it; the verifier uses Redis only
+	// to hand its retention summaries to the operator.
 	// With Sentinel, list the Sentinels' port too (6379 and 26379); with a
 	// Cluster, every node's port.
 	// +optional

@@ -34,7 +34,7 @@ func TestPostsCounterCountsCommittedPosts(t *testing.T) {
 		want(t, post(t, ts, a, fmt.Sprintf("message %d", i), fmt.Sprintf("Idempotency-Key: k%d", i)), 200, "")
 	}
 	want(t, post(t, ts, a, "message 0", "Idempotency-Key: k0"), 200, "") // a replay
-	want(t, post(t, ts, a, ""), 400, "")                                   // refused
+	want(t, post(t, ts, a, ""), 400, "")                                 // refused
 	// The counter is written after the answers, so it is waited for.
 	testenv.Eventually(t, 10*time.Second, "3 posts counted", func() error {
 		if n := read(); n != 3 {

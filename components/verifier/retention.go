@@ -2,10 +2,13 @@ package verifier
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatr-ai/chatr/internal/roomevents"
 	"github.com/chatr-ai/chatr/internal/store"
 )
 
@@ -70,10 +73,12 @@ func (v *Verifier) retainOnce(ctx context.Context, rules store.Retention) {
 	}
 	start := time.Now()
 	var messages, jobs, after int64
+	var failures []string
 	for ctx.Err() == nil {
 		n, last, err := v.st.DeleteOldMessages(ctx, rules, after, batch)
 		if err != nil {
 			v.log.Warn("retention: could not delete old messages", "err", err)
+			failures = append(failures, "deleting old messages: "+err.Error())
 			break
 		}
 		messages += n
@@ -88,6 +93,7 @@ func (v *Verifier) retainOnce(ctx context.Context, rules store.Retention) {
 		n, err := v.st.DeleteFinishedJobs(ctx, v.cfg.RetentionJobs, batch)
 		if err != nil {
 			v.log.Warn("retention: could not delete finished verification jobs", "err", err)
+			failures = append(failures, "deleting finished verification jobs: "+err.Error())
 			break
 		}
 		jobs += n
@@ -97,8 +103,57 @@ func (v *Verifier) retainOnce(ctx context.Context, rules store.Retention) {
 		}
 		sleepCtx(ctx, retentionPause)
 	}
+	took := time.Since(start)
 	if messages+jobs > 0 {
-		v.log.Info("retention", "messages_deleted", messages, "jobs_deleted", jobs, "took", time.Since(start))
+		v.log.Info("retention", "messages_deleted", messages, "jobs_deleted", jobs, "took", took)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	// The pass's summary, for the operator to emit as an Event on the room:
+	// a pass that deleted something, or failed. A pass with nothing due
+	// (most of them, once a room is caught up) says nothing.
+	switch {
+	case len(failures) > 0:
+		v.publish(ctx, roomevents.Event{Type: roomevents.Warning, Reason: "RetentionFailed", Message: fmt.Sprintf(
+			"retention pass failed after deleting %d messages and %d finished verification jobs: %s", messages, jobs, strings.Join(failures, "; "))})
+	case messages+jobs > 0:
+		v.publish(ctx, roomevents.Event{Type: roomevents.Normal, Reason: "RetentionRun", Message: fmt.Sprintf(
+			"retention deleted %d messages and %d finished verification jobs in %s (%s)", messages, jobs, took.Round(time.Millisecond), v.retentionRules())})
+	}
+}
+
+// retentionRules says what the room keeps, for the summary.
+func (v *Verifier) retentionRules() string {
+	var parts []string
+	if v.cfg.RetentionMaxAge > 0 {
+		parts = append(parts, "messages younger than "+v.cfg.RetentionMaxAge.String())
+	}
+	if v.cfg.RetentionMaxMessages > 0 {
+		parts = append(parts, fmt.Sprintf("the newest %d messages", v.cfg.RetentionMaxMessages))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "every message")
+	}
+	s := "keeps " + strings.Join(parts, " and ")
+	if v.cfg.RetentionJobs > 0 {
+		s += ", finished jobs for " + v.cfg.RetentionJobs.String()
+	}
+	return s
+}
+
+// publish hands a summary to the operator through the room's Redis
+// (internal/roomevents). The verifier works without Redis: a summary that
+// cannot be published is logged and dropped.
+func (v *Verifier) publish(ctx context.Context, e roomevents.Event) {
+	if v.rdb == nil {
+		return
+	}
+	e.Source = "verifier/" + v.id
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := roomevents.Publish(pctx, v.rdb, v.st.Schema(), e); err != nil {
+		v.log.Warn("room event not published", "reason", e.Reason, "err", err)
 	}
 }
 

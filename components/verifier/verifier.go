@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatr-ai/chatr/internal/config"
 	"github.com/chatr-ai/chatr/internal/moltbook"
@@ -40,6 +41,9 @@ type Verifier struct {
 	m   *metrics
 	ret *retentionMetrics
 	id  string
+	// rdb is the room's Redis, used only to hand summaries to the operator
+	// (internal/roomevents); nil without a Redis URL.
+	rdb *redis.Client
 
 	wake broadcast
 }
@@ -69,9 +73,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
 	id += "-" + hex.EncodeToString(suffix[:])
+	var rdb *redis.Client
+	if cfg.Common.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.Common.RedisURL)
+		if err != nil {
+			st.Close()
+			// ParseURL's errors can quote the URL; say only what is wrong.
+			return nil, fmt.Errorf("the Redis URL is not a valid redis:// or rediss:// URL")
+		}
+		opt.PoolSize = 2
+		rdb = redis.NewClient(opt)
+	}
 	reg := prometheus.NewRegistry()
 	return &Verifier{cfg: cfg, log: log.With("component", "verifier", "worker", id), st: st, q: verify.NewQueue(st),
-		mb: mb, reg: reg, m: newMetrics(reg), ret: newRetentionMetrics(reg), id: id}, nil
+		mb: mb, reg: reg, m: newMetrics(reg), ret: newRetentionMetrics(reg), id: id, rdb: rdb}, nil
 }
 
 // Name names the component in logs.
@@ -86,8 +101,14 @@ func (v *Verifier) Ready(ctx context.Context) error { return v.st.Ping(ctx) }
 // Gatherer exposes the verifier's metrics.
 func (v *Verifier) Gatherer() prometheus.Gatherer { return v.reg }
 
-// Close releases the database pool. Call it after Run has returned.
-func (v *Verifier) Close() { v.st.Close() }
+// Close releases the database pool and the Redis client. Call it after
+// Run has returned.
+func (v *Verifier) Close() {
+	v.st.Close()
+	if v.rdb != nil {
+		_ = v.rdb.Close()
+	}
+}
 
 // Run works until ctx ends: a LISTEN loop that wakes the workers, a
 // maintenance loop that requeues expired leases and measures the queue,

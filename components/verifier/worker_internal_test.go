@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/roomevents"
 	"github.com/chatr-ai/chatr/internal/store"
 	"github.com/chatr-ai/chatr/internal/testenv"
 )
@@ -99,12 +100,14 @@ func TestVerifierAppliesRetention(t *testing.T) {
 	cfg := Config{MoltbookRPM: 100, MoltbookTimeout: 10 * time.Second, MaxAttempts: 8, PostAttempts: 3, Lease: time.Minute,
 		PollInterval: time.Second, Concurrency: 1, BackoffBase: time.Second, BackoffMax: time.Minute,
 		MoltbookURL: "http://127.0.0.1:1", RetentionMaxMessages: 100, RetentionInterval: 50 * time.Millisecond, RetentionBatch: 40}
-	cfg.Common = config.Common{DatabaseURL: testenv.DatabaseURL(), Schema: schema, Migrate: true}
+	cfg.Common = config.Common{DatabaseURL: testenv.DatabaseURL(), Schema: schema, Migrate: true, RedisURL: testenv.RedisURL()}
 	v, err := New(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
+	rdb := testenv.Redis(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), roomevents.Key(schema)) })
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = v.Run(rctx) }()
@@ -122,6 +125,24 @@ func TestVerifierAppliesRetention(t *testing.T) {
 	if got := testutil.ToFloat64(v.ret.deleted.WithLabelValues("messages")); got != 250 {
 		t.Errorf("chatr_retention_deleted_total{table=messages} = %v, want 250", got)
 	}
+	// The pass's summary waits in the room's Redis for the operator, which
+	// emits it as an Event on the ChatRoom; passes with nothing due add none.
+	testenv.Eventually(t, 20*time.Second, "the retention pass's summary published", func() error {
+		got, err := roomevents.Read(ctx, rdb, schema, 10)
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 {
+			return fmt.Errorf("%d summaries: %+v", len(got), got)
+		}
+		e := got[0]
+		if e.Type != roomevents.Normal || e.Reason != "RetentionRun" || e.Source != "verifier/"+v.ID() ||
+			!strings.HasPrefix(e.Message, "retention deleted 250 messages and 0 finished verification jobs in ") ||
+			!strings.HasSuffix(e.Message, "(keeps the newest 100 messages)") {
+			return testenv.StopTrying(fmt.Errorf("summary %+v", e))
+		}
+		return nil
+	})
 
 	for name, mutate := range map[string]func(*Config){
 		"negative age":      func(c *Config) { c.RetentionMaxAge = -time.Hour },
