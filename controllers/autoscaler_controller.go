@@ -186,6 +186,7 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 		a.scaled.Delete(key)
 		a.applied.Delete(key)
 		a.posts.Delete(key)
+		forgetAutoscaler(key.Namespace, key.Name)
 		ev.gone = true
 		return ev, nil
 	}
@@ -222,6 +223,7 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 	}
 	res := autoscale.Decide(policy, in)
 	ev.result, ev.from, ev.to = res, in.Replicas, in.Replicas
+	ObserveAutoscaler(room.Namespace, room.Name, res.Replicas, res.ScalingLimited.Status, res.ScalingLimited.Reason)
 
 	status := autoscalerStatus(room, in, res)
 	if rate := a.measurePosts(ctx, desired); rate != "" {

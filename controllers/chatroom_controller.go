@@ -481,6 +481,10 @@ func (r *ChatRoomReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 // cluster in memory, and managed fields are dropped from cached objects.
 // Pods (read by the streamer autoscaler only) are the pods of the operator's
 // Deployments, which carry the label too, stripped to what it reads.
+// PodMonitors cannot be listed here: a per-kind setting needs the kind to be
+// served when the cache is made, and the operator must start without the
+// Prometheus Operator's CRDs. Their informer, started only once the CRDs are
+// found, holds every PodMonitor of the cluster: few and small.
 func CacheOptions() cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{chatrv1.LabelManagedBy: chatrv1.ManagerName})}
 	return cache.Options{
@@ -493,7 +497,6 @@ func CacheOptions() cache.Options {
 			&policyv1.PodDisruptionBudget{}: managed,
 			&networkingv1.NetworkPolicy{}:   managed,
 			&networkingv1.Ingress{}:         managed,
-			&monv1.PodMonitor{}:             managed,
 			&corev1.Pod{}:                   {Label: managed.Label, Transform: stripPodForAutoscaler},
 		},
 	}

@@ -71,6 +71,7 @@ func fullStatus() *chatrv1.ChatRoomStatus {
 		Verifier:           chatrv1.ComponentStatus{Replicas: 1, AvailableReplicas: 1},
 		Streamers:          "0/3",
 		Connections:        ptr(int64(42)),
+		PostsPerSecond:     "12.5",
 		CurrentStreamers:   ptr(int32(3)),
 		DesiredStreamers:   ptr(int32(3)),
 		LastScaleTime:      &metav1.Time{Time: time.Unix(1000, 0)},
@@ -165,6 +166,7 @@ func TestStatusPartEqual(t *testing.T) {
 			meta.RemoveStatusCondition(&s.Conditions, chatrv1.ConditionProgressing)
 		}, false, true},
 		{"connections", func(s *chatrv1.ChatRoomStatus) { s.Connections = ptr(int64(43)) }, true, false},
+		{"the post rate", func(s *chatrv1.ChatRoomStatus) { s.PostsPerSecond = "3.0" }, true, false},
 		{"the state", func(s *chatrv1.ChatRoomStatus) { s.Autoscaler = nil }, true, false},
 		{"a scaling condition", func(s *chatrv1.ChatRoomStatus) {
 			meta.FindStatusCondition(s.Conditions, chatrv1.ConditionScalingLimited).Reason = "Other"
@@ -266,10 +268,11 @@ func TestStatusWritersOwnDisjointFields(t *testing.T) {
 
 	room := f.current()
 	owners := statusOwners(t, room)
-	// No scale yet: the autoscaler has no lastScaleTime to own.
+	// No scale yet: the autoscaler has no lastScaleTime to own; one
+	// evaluation is not 10 s of post samples, so no postsPerSecond either.
 	want := map[string][]string{
 		roomStatusManager:       ownedBy(roomStatusPart),
-		autoscalerStatusManager: ownedBy(autoscalerStatusPart, "lastScaleTime"),
+		autoscalerStatusManager: ownedBy(autoscalerStatusPart, "lastScaleTime", "postsPerSecond"),
 	}
 	if !reflect.DeepEqual(owners, want) {
 		t.Fatalf("status owners:\n got %v\nwant %v", owners, want)

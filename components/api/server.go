@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatr-ai/chatr/internal/bus"
 	"github.com/chatr-ai/chatr/internal/clientip"
+	"github.com/chatr-ai/chatr/internal/depcheck"
 	"github.com/chatr-ai/chatr/internal/presence"
 	"github.com/chatr-ai/chatr/internal/ratelimit"
 	"github.com/chatr-ai/chatr/internal/store"
@@ -95,6 +96,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.inflight = make(chan struct{}, cfg.MaxInFlight)
 	s.bounds = newBoundsMetrics(s.met.reg)
+	s.met.reg.MustRegister(depcheck.New(map[string]depcheck.Ping{
+		"postgres": s.st.Ping, "redis": func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }}))
 	s.writer = newWriter(st, s.bus, s.log, s.met, cfg.MaxBatch)
 	s.routes = s.buildRoutes()
 	return s, nil

@@ -1,8 +1,12 @@
 package streamer
 
 import (
+	"context"
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatr-ai/chatr/internal/depcheck"
 	"github.com/chatr-ai/chatr/internal/version"
 )
 
@@ -65,6 +69,30 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.connections, m.deliveries, m.disconnects, m.rejected, m.queueDrops, m.fanout,
 		m.messages, m.gapFills, m.pgResumes, m.redisErrors, m.deleted, version.NewCollector("streamer"))
 	return m
+}
+
+// register adds what needs the server: the per-pod connection cap (for the
+// "near its cap" alert) and whether Postgres (gap fills, old resumes) and
+// Redis (the bus, limits, counts) answer, measured at each scrape.
+func (m *metrics) register(s *Server, maxConnections int) {
+	maxConns := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chatr_streamer_max_connections", Help: "The per-pod stream connection cap (CHATR_MAX_CONNECTIONS): 503 beyond it.",
+	})
+	maxConns.Set(float64(maxConnections))
+	m.reg.MustRegister(maxConns, depcheck.New(map[string]depcheck.Ping{
+		"postgres": func(ctx context.Context) error {
+			if s.st == nil {
+				return errors.New("not connected")
+			}
+			return s.st.Ping(ctx)
+		},
+		"redis": func(ctx context.Context) error {
+			if s.rdb == nil {
+				return errors.New("not connected")
+			}
+			return s.rdb.Ping(ctx).Err()
+		},
+	}))
 }
 
 func (t transport) String() string {

@@ -89,6 +89,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log.With("component", "streamer", "pod", cfg.PodName), ips: ips, met: newMetrics(),
 		pgResumes: make(chan struct{}, 4)}
 	s.beyondHead = newBeyondHeadCounter(s.met.reg)
+	s.met.register(s, cfg.MaxConnections)
 	s.ws = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// The stream is public and read-only: any page may show it.

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatr-ai/chatr/internal/config"
+	"github.com/chatr-ai/chatr/internal/depcheck"
 	"github.com/chatr-ai/chatr/internal/moltbook"
 	"github.com/chatr-ai/chatr/internal/store"
 	"github.com/chatr-ai/chatr/internal/verify"
@@ -85,6 +86,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
 		rdb = redis.NewClient(opt)
 	}
 	reg := prometheus.NewRegistry()
+	pings := map[string]depcheck.Ping{"postgres": st.Ping}
+	if rdb != nil {
+		pings["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	}
+	reg.MustRegister(depcheck.New(pings))
 	return &Verifier{cfg: cfg, log: log.With("component", "verifier", "worker", id), st: st, q: verify.NewQueue(st),
 		mb: mb, reg: reg, m: newMetrics(reg), ret: newRetentionMetrics(reg), id: id, rdb: rdb}, nil
 }
