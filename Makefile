@@ -38,7 +38,8 @@ services: ## start (or install) PostgreSQL and Redis on this machine
 
 # make test runs go test -json through hack/testreport, which prints every
 # failed test's output in full, the skips, a table per package and last
-# "N passed, N failed, N skipped". CHATR_TEST_STRICT=1 makes a missing
+# "N passed, N failed, N skipped"; hack/gotest.sh adds the nested Go modules
+# (test/monitoring). CHATR_TEST_STRICT=1 makes a missing
 # prerequisite (envtest, Chromium, Node, Python) fail instead of skip; under
 # CI=true a skip not in hack/skip-allowlist.txt fails the run. A failing
 # hack/envtest-assets.sh or tools-bin.sh fails the target (docs/testing.md).
@@ -52,13 +53,14 @@ test: ## run every test (real PostgreSQL, Redis, Chromium and kube-apiserver) wi
 	helm=$$(hack/tools-bin.sh helm) || { echo "make test: hack/tools-bin.sh helm failed" >&2; exit 1; }; \
 	echo "KUBEBUILDER_ASSETS=$$assets CHATR_HELM=$$helm CHATR_TEST_STRICT=1 go test -json $(TESTFLAGS) $(PKGS)"; \
 	KUBEBUILDER_ASSETS=$$assets CHATR_HELM=$$helm CHATR_TEST_STRICT=1 \
-	  $(BIN)/testreport -allow hack/skip-allowlist.txt -- $(GO) test -json $(TESTFLAGS) $(PKGS)
+	  $(BIN)/testreport -allow hack/skip-allowlist.txt -- env GO=$(GO) hack/gotest.sh "$(TESTFLAGS)" "$(PKGS)"
 
 .PHONY: lint
 lint: ## gofmt and go vet (also the real-node test, behind its build tag)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags realnode ./test/realnode/
+	cd test/monitoring && $(GO) vet ./...
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
