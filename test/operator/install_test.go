@@ -9,6 +9,7 @@ package operator_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -515,5 +517,89 @@ func runOperator(t *testing.T, ns, serviceAccount, roomNamespace, roomName strin
 	}
 	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
 		t.Errorf("lease still held by %q after a clean stop", *h)
+	}
+}
+
+// TestHelmChartShipsAlertsAndDashboard: with monitoring.* on, the chart
+// renders a PrometheusRule holding every alert of files/prometheus-rules.yaml,
+// each with a description and a runbook; a ServiceMonitor of the operator's
+// metrics Service; and the dashboard as a ConfigMap Grafana's sidecar picks
+// up. The Prometheus Operator's CRDs (generated from its Go module,
+// test/crds) are installed and the API server accepts all three.
+func TestHelmChartShipsAlertsAndDashboard(t *testing.T) {
+	needEnv(t)
+	chart := filepath.Join(repoRoot, "charts", "chatr-operator")
+	out, err := helm(t, "template", "mon", chart, "--namespace", "chatr-mon",
+		"--set", "monitoring.prometheusRule.enabled=true,monitoring.serviceMonitor.enabled=true,monitoring.grafanaDashboard.enabled=true",
+		"--set", "monitoring.prometheusRule.labels.release=kube-prometheus-stack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decode(t, out)
+	rule := find(t, objs, "PrometheusRule", "mon-chatr-operator")
+	if rule.GetLabels()["release"] != "kube-prometheus-stack" {
+		t.Errorf("PrometheusRule labels %v", rule.GetLabels())
+	}
+	groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+	var alerts []string
+	for _, g := range groups {
+		rules, _ := g.(map[string]any)["rules"].([]any)
+		for _, r := range rules {
+			r := r.(map[string]any)
+			name, _ := r["alert"].(string)
+			alerts = append(alerts, name)
+			ann, _ := r["annotations"].(map[string]any)
+			for _, k := range []string{"summary", "description", "runbook"} {
+				if s, _ := ann[k].(string); strings.TrimSpace(s) == "" {
+					t.Errorf("alert %s has no %s", name, k)
+				}
+			}
+			if e, _ := r["expr"].(string); strings.TrimSpace(e) == "" {
+				t.Errorf("alert %s has no expr", name)
+			}
+		}
+	}
+	for _, want := range []string{"ChatRoomStreamerNearConnectionCap", "ChatRoomAPIErrors", "ChatRoomAPIOverloaded", "ChatRoomPostLatencyHigh",
+		"ChatRoomVerifierBacklog", "ChatRoomMoltbookFailing", "ChatRoomDependencyDown", "ChatRoomAutoscalerLimited"} {
+		if !slices.Contains(alerts, want) {
+			t.Errorf("no alert %s in %v", want, alerts)
+		}
+	}
+	find(t, objs, "ServiceMonitor", "mon-chatr-operator")
+	cm := find(t, objs, "ConfigMap", "mon-chatr-operator-dashboard")
+	if cm.GetLabels()["grafana_dashboard"] != "1" {
+		t.Errorf("dashboard ConfigMap labels %v", cm.GetLabels())
+	}
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	var dash struct {
+		Panels []struct{ Title string }
+	}
+	if err := json.Unmarshal([]byte(data["chatr-rooms.json"]), &dash); err != nil || len(dash.Panels) < 10 {
+		t.Errorf("dashboard JSON: %v, %d panels", err, len(dash.Panels))
+	}
+
+	if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(repoRoot, "test", "crds", "monitoring.coreos.com")}, ErrorIfPathMissing: true}); err != nil {
+		t.Fatalf("installing the monitoring CRDs: %v", err)
+	}
+	ensureNamespace(t, "chatr-mon")
+	var monitoring []*unstructured.Unstructured
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "PrometheusRule", "ServiceMonitor", "ConfigMap":
+			monitoring = append(monitoring, u)
+		}
+	}
+	apply(t, monitoring, "chatr-mon")
+
+	// Off by default.
+	out, err = helm(t, "template", "plain", chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range decode(t, out) {
+		if k := u.GetKind(); k == "PrometheusRule" || k == "ServiceMonitor" || u.GetLabels()["grafana_dashboard"] != "" {
+			t.Errorf("rendered by default: %s %s", k, u.GetName())
+		}
 	}
 }
