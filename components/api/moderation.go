@@ -17,6 +17,7 @@ import (
 	"github.com/chatr-ai/chatr/internal/httpjson"
 	"github.com/chatr-ai/chatr/internal/model"
 	"github.com/chatr-ai/chatr/internal/plaintext"
+	"github.com/chatr-ai/chatr/internal/roomevents"
 	"github.com/chatr-ai/chatr/internal/store"
 )
 
@@ -387,6 +388,12 @@ func (s *Server) banAgent(w http.ResponseWriter, r *http.Request, who string) {
 		s.log.Warn("banned agent still listed online until its presence times out", "agent", a.AgentID, "err", err)
 	}
 	s.log.Info("agent banned", "agent", a.AgentID, "name", a.AgentName, "moderator", who, "reason", reason, "expires", wireTime(expires))
+	until := "for good"
+	if expires != nil {
+		until = "until " + expires.UTC().Format(time.RFC3339)
+	}
+	s.roomEvent(ctx, roomevents.Event{Type: roomevents.Normal, Reason: "AgentBanned",
+		Message: fmt.Sprintf("%s banned agent %q %s: %s", who, a.AgentName, until, reason)})
 	httpjson.Write(w, http.StatusOK, actionResponse{Success: true, Action: wireAction(a)})
 }
 
@@ -417,6 +424,8 @@ func (s *Server) unbanAgent(w http.ResponseWriter, r *http.Request, who string) 
 		return
 	}
 	s.log.Info("agent unbanned", "agent", a.AgentID, "name", a.AgentName, "moderator", who)
+	s.roomEvent(r.Context(), roomevents.Event{Type: roomevents.Normal, Reason: "AgentUnbanned",
+		Message: fmt.Sprintf("%s unbanned agent %q", who, a.AgentName)})
 	httpjson.Write(w, http.StatusOK, actionResponse{Success: true, Action: wireAction(a)})
 }
 
@@ -454,7 +463,22 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, who strin
 		s.log.Warn("could not tell the streamers of a deletion; they catch up from Postgres", "message", id, "err", err)
 	}
 	s.log.Info("message deleted", "message", id, "agent", a.AgentID, "moderator", who, "reason", reason)
+	s.roomEvent(pctx, roomevents.Event{Type: roomevents.Normal, Reason: "MessageDeleted",
+		Message: fmt.Sprintf("%s deleted message %d: %s", who, id, reason)})
 	httpjson.Write(w, http.StatusOK, actionResponse{Success: true, Action: wireAction(a)})
+}
+
+// roomEvent hands a moderation action to the operator, which records it as
+// an Event on the ChatRoom (internal/roomevents); Kubernetes folds a wave of
+// the same reason into one Event with a count. The action has committed
+// already: an event that cannot be published is logged, not an error.
+func (s *Server) roomEvent(ctx context.Context, e roomevents.Event) {
+	e.Source = "api"
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := roomevents.Publish(pctx, s.rdb, s.cfg.Common.Schema, e); err != nil {
+		s.log.Warn("room event not published", "reason", e.Reason, "err", err)
+	}
 }
 
 // listBans is GET /admin/bans.
