@@ -226,10 +226,15 @@ func (a *StreamerAutoscaler) evaluate(ctx context.Context, key types.NamespacedN
 	ObserveAutoscaler(room.Namespace, room.Name, res.Replicas, res.ScalingLimited.Status, res.ScalingLimited.Reason)
 
 	status := autoscalerStatus(room, in, res)
-	if rate := a.measurePosts(ctx, desired); rate != "" {
-		status.PostsPerSecond = rate
+	// The same Redis carries the room's posts counter and its pods'
+	// summaries; when the counts could not be read, neither is tried (the
+	// Secret is read again at the next evaluation, see readCounts).
+	if countsErr == nil {
+		if rate := a.measurePosts(ctx, desired); rate != "" {
+			status.PostsPerSecond = rate
+		}
+		a.relayRoomEvents(ctx, room, desired)
 	}
-	a.relayRoomEvents(ctx, room, desired)
 	if autoscalerStatusChanged(&room.Status, status) {
 		if err := a.writeStatus(ctx, room, status); err != nil {
 			return ev, err

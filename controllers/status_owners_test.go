@@ -100,7 +100,7 @@ func TestStatusApplySendsOnlyTheOwnersFields(t *testing.T) {
 	}{
 		{roomStatusPart, fullStatus(), []string{"observedGeneration", "api", "streamer", "verifier", "streamers", "postgresSchema", "endpoints"},
 			[]string{"Available", "Progressing", "Degraded", "APIAvailable", "StreamerAvailable", "VerifierAvailable"}},
-		{autoscalerStatusPart, fullStatus(), []string{"connections", "currentStreamers", "desiredStreamers", "lastScaleTime", "autoscaler"},
+		{autoscalerStatusPart, fullStatus(), []string{"connections", "postsPerSecond", "currentStreamers", "desiredStreamers", "lastScaleTime", "autoscaler"},
 			[]string{"ScalingActive", "ScalingLimited"}},
 		// Unset optional fields are left out, and an empty status holds
 		// nothing of the other writer's either (its components and
