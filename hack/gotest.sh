@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs go test -json over the main module's packages and then over the Go
-# modules nested in the tree (test/monitoring: a module of its own because
+# test modules nested in test/ (test/monitoring: a module of its own because
 # of its heavy dependencies), as one stream for hack/testreport, so make test
 # counts their tests like any other. It exits non-zero when any go test did.
 #
@@ -15,7 +15,7 @@ rc=0
 # shellcheck disable=SC2086 # flags and packages are lists
 $GO test -json $flags $pkgs || rc=1
 if [[ $pkgs == "./..." ]]; then
-  for mod in $(git ls-files '*/go.mod' | grep -v '^go.mod$'); do
+  for mod in $(git ls-files 'test/*/go.mod'); do
     (cd "$(dirname "$mod")" && $GO test -json $flags ./...) || rc=1
   done
 fi
