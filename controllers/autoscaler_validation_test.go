@@ -87,7 +87,7 @@ func TestInvalidAutoscalingIsRejected(t *testing.T) {
 }
 
 // TestCRDShowsTheAutoscaler: kubectl get -o wide shows the scaling
-// conditions and the last scale time.
+// conditions, the last scale time, the connections and the post rate.
 func TestCRDShowsTheAutoscaler(t *testing.T) {
 	needEnv(t)
 	var crd apiextensionsv1.CustomResourceDefinition
@@ -97,9 +97,11 @@ func TestCRDShowsTheAutoscaler(t *testing.T) {
 		cols[c.Name] = c.JSONPath
 	}
 	for name, path := range map[string]string{
-		"Active":     `.status.conditions[?(@.type=="ScalingActive")].reason`,
-		"Limited":    `.status.conditions[?(@.type=="ScalingLimited")].reason`,
-		"Last Scale": ".status.lastScaleTime",
+		"Active":      `.status.conditions[?(@.type=="ScalingActive")].reason`,
+		"Limited":     `.status.conditions[?(@.type=="ScalingLimited")].reason`,
+		"Last Scale":  ".status.lastScaleTime",
+		"Connections": ".status.connections",
+		"Posts/s":     ".status.postsPerSecond",
 	} {
 		if cols[name] != path {
 			t.Errorf("printer column %s = %q, want %q", name, cols[name], path)
