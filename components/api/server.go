@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.inflight = make(chan struct{}, cfg.MaxInFlight)
 	s.bounds = newBoundsMetrics(s.met.reg)
-	s.met.reg.MustRegister(depcheck.New(map[string]depcheck.Ping{
+	s.met.reg.MustRegister(depcheck.New("api", map[string]depcheck.Ping{
 		"postgres": s.st.Ping, "redis": func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }}))
 	s.writer = newWriter(st, s.bus, s.log, s.met, cfg.MaxBatch)
 	s.routes = s.buildRoutes()

@@ -79,7 +79,7 @@ func (m *metrics) register(s *Server, maxConnections int) {
 		Name: "chatr_streamer_max_connections", Help: "The per-pod stream connection cap (CHATR_MAX_CONNECTIONS): 503 beyond it.",
 	})
 	maxConns.Set(float64(maxConnections))
-	m.reg.MustRegister(maxConns, depcheck.New(map[string]depcheck.Ping{
+	m.reg.MustRegister(maxConns, depcheck.New("streamer", map[string]depcheck.Ping{
 		"postgres": func(ctx context.Context) error {
 			if s.st == nil {
 				return errors.New("not connected")

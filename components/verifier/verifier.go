@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
 	if rdb != nil {
 		pings["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
-	reg.MustRegister(depcheck.New(pings))
+	reg.MustRegister(depcheck.New("verifier", pings))
 	return &Verifier{cfg: cfg, log: log.With("component", "verifier", "worker", id), st: st, q: verify.NewQueue(st),
 		mb: mb, reg: reg, m: newMetrics(reg), ret: newRetentionMetrics(reg), id: id, rdb: rdb}, nil
 }

@@ -1,5 +1,5 @@
 // Package depcheck exports whether a component reaches the services it
-// depends on (Postgres, Redis) as chatr_dependency_up{dependency}, measured
+// depends on (Postgres, Redis) as chatr_dependency_up{component,dependency}, measured
 // when Prometheus scrapes: each scrape pings each dependency once, with a
 // short timeout, so the series is as fresh as the scrape and costs one
 // round trip per dependency per scrape interval.
@@ -26,13 +26,17 @@ type collector struct {
 	answer *prometheus.Desc
 }
 
-// New returns the collector of the dependencies in pings, by name.
-func New(pings map[string]Ping) prometheus.Collector {
+// New returns the collector of the dependencies in pings, by name, for one
+// component (api, streamer, verifier). The component is a label so that a
+// process serving several components on one registry (chatrd dev) exports
+// each component's view of a dependency as its own series.
+func New(component string, pings map[string]Ping) prometheus.Collector {
+	comp := prometheus.Labels{"component": component}
 	c := &collector{pings: pings,
 		up: prometheus.NewDesc("chatr_dependency_up",
-			"1 if the dependency answered a ping within 1s at this scrape, else 0.", []string{"dependency"}, nil),
+			"1 if the dependency answered a ping within 1s at this scrape, else 0.", []string{"dependency"}, comp),
 		answer: prometheus.NewDesc("chatr_dependency_ping_seconds",
-			"How long the dependency took to answer this scrape's ping (the timeout when it did not).", []string{"dependency"}, nil),
+			"How long the dependency took to answer this scrape's ping (the timeout when it did not).", []string{"dependency"}, comp),
 	}
 	for n := range pings {
 		c.names = append(c.names, n)
