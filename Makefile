@@ -71,6 +71,11 @@ bench: ## run the benchmark programs and print their figures
 	@hack/services.sh
 	@hack/bench.sh
 
+.PHONY: bench-compare
+bench-compare: ## the pinned benchmark: servers (api, streamer, Postgres, Redis) on CPU 0, load tool on CPU 1; medians of RUNS (5) interleaved runs with CPU per delivery and per post
+	@hack/services.sh
+	@hack/bench-compare.sh
+
 .PHONY: envtest
 envtest: ## build (once) kube-apiserver and etcd for envtest; prints the folder
 	@hack/envtest-assets.sh

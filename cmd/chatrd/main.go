@@ -34,6 +34,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	fs := flag.NewFlagSet("chatrd "+name, flag.ExitOnError)
+	if err := servePprof(); err != nil {
+		fmt.Fprintf(os.Stderr, "chatrd %s: %v\n", name, err)
+		os.Exit(1)
+	}
 	if err := commands[name].run(ctx, fs, os.Args[2:]); err != nil {
 		fmt.Fprintf(os.Stderr, "chatrd %s: %v\n", name, err)
 		os.Exit(1)

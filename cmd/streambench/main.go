@@ -24,8 +24,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -59,6 +59,9 @@ type options struct {
 	window   int
 	readers  int
 	verbose  bool
+	api      string
+	agents   int
+	procs    string
 	common   config.Common
 }
 
@@ -76,6 +79,9 @@ func main() {
 	fs.IntVar(&o.window, "window", 400, "throughput mode: most messages published ahead of the slowest client")
 	fs.IntVar(&o.readers, "readers", runtime.GOMAXPROCS(0), "epoll loops reading the streams (default: one per CPU)")
 	fs.BoolVar(&o.verbose, "v", false, "latency mode: print each message's first and last delivery")
+	fs.StringVar(&o.api, "api", "", "latency mode: post through this API (open loop at -rate) instead of inserting and publishing directly")
+	fs.IntVar(&o.agents, "agents", 20, "with -api: agents posting in turn")
+	fs.StringVar(&o.procs, "procs", "", "server processes whose CPU is reported per delivery and per post: name=pid or name=comm:NAME (every process of that command), comma-separated")
 	fs.IntVar(&o.sources, "sources", 0, "distinct 127.x.y.z source addresses (0: one per 5 connections)")
 	flag.Parse()
 	if o.sources <= 0 {
@@ -149,6 +155,8 @@ func (c *client) gotHistory() { c.once.Do(func() { close(c.historyGot) }) }
 type sentTimes struct {
 	base  atomic.Int64
 	times []atomic.Int64
+	// deferred: the times are set after the deliveries may have come (-api).
+	deferred bool
 }
 
 // at returns when message id was published (0: not by this run) and its index.
@@ -244,7 +252,11 @@ type tally struct {
 	sent          *sentTimes
 	lat           hist
 	first, lastOf []int64 // ns after the publish; 0: none yet
+	pending       []arrival
 }
+
+// arrival is a delivery of message id at (Unix ns).
+type arrival struct{ id, at int64 }
 
 func newTally(sent *sentTimes, perMessage int) *tally {
 	return &tally{sent: sent, first: make([]int64, perMessage), lastOf: make([]int64, perMessage)}
@@ -253,9 +265,27 @@ func newTally(sent *sentTimes, perMessage int) *tally {
 func (t *tally) add(id, now int64) {
 	at, k := t.sent.at(id)
 	if at <= 0 {
+		if t.sent.deferred {
+			// Posted through the API: the id of a post is known only from
+			// its answer, which may come after its deliveries.
+			t.pending = append(t.pending, arrival{id, now})
+		}
 		return
 	}
-	d := now - at
+	t.record(k, now-at)
+}
+
+// settle records the deliveries that came before their post's answer.
+func (t *tally) settle() {
+	for _, a := range t.pending {
+		if at, k := t.sent.at(a.id); at > 0 {
+			t.record(k, a.at-at)
+		}
+	}
+	t.pending = nil
+}
+
+func (t *tally) record(k int, d int64) {
 	t.lat.add(time.Duration(d))
 	if k < len(t.first) {
 		if t.first[k] == 0 || d < t.first[k] {
@@ -274,22 +304,10 @@ var (
 // cpuTicks returns the CPU time (clock ticks) used by process pid (0: this
 // one) and by the whole machine (busy, all CPUs) so far.
 func cpuTicks(pid int) (proc, busy int64) {
-	name := "/proc/self/stat"
-	if pid > 0 {
-		name = fmt.Sprintf("/proc/%d/stat", pid)
+	if pid <= 0 {
+		pid = os.Getpid()
 	}
-	if b, err := os.ReadFile(name); err == nil {
-		// The fields after the command's closing parenthesis: utime and
-		// stime are the 12th and 13th.
-		if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-			f := strings.Fields(string(b[i+1:]))
-			if len(f) > 12 {
-				u, _ := strconv.ParseInt(f[11], 10, 64)
-				s, _ := strconv.ParseInt(f[12], 10, 64)
-				proc = u + s
-			}
-		}
-	}
+	proc = procTicks(pid)
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
 		f := strings.Fields(line)
@@ -489,6 +507,24 @@ func run(o options) error {
 		return err
 	}
 	sent.base.Store(lastID.LastMessageID + 1)
+	var poster *apiPoster
+	if o.api != "" {
+		if o.mode != "latency" {
+			stopReaders()
+			return errors.New("-api posts at a fixed rate: use it with -mode latency")
+		}
+		if poster, err = newAPIPoster(ctx, o.api, o.agents); err != nil {
+			stopReaders()
+			return err
+		}
+		sent.deferred = true
+	}
+	procs, err := parseProcs(o.procs)
+	if err != nil {
+		stopReaders()
+		return err
+	}
+	proc0 := procs.ticks()
 	cpu0 := cpuNow(o.pid)
 	pubStart := time.Now()
 	posted := 0
@@ -498,7 +534,11 @@ func run(o options) error {
 	}
 	next := time.Now()
 	var lastPosted int64
-	for time.Since(pubStart) < o.duration && posted+batch <= maxMsgs {
+	if poster != nil {
+		lastPosted = poster.run(ctx, total, o.rate, sent)
+		posted = poster.posted
+	}
+	for poster == nil && time.Since(pubStart) < o.duration && posted+batch <= maxMsgs {
 		if interval > 0 {
 			time.Sleep(time.Until(next))
 			next = next.Add(interval)
@@ -538,7 +578,11 @@ func run(o options) error {
 	}
 	allTime := time.Since(pubStart)
 	cpu1 := cpuNow(o.pid)
+	proc1 := procs.ticks()
 	stopReaders()
+	for _, r := range readers {
+		r.tally.settle()
+	}
 	var h hist
 	var recv, dups, ooo uint64
 	first := make([]int64, perMessage)
@@ -574,6 +618,12 @@ func run(o options) error {
 	fmt.Printf("  deliveries %d in %s: %.0f deliveries/s\n", recv, allTime.Round(time.Millisecond), float64(recv)/allTime.Seconds())
 	fmt.Printf("  lost %d, duplicated %d, out of order %d\n", lost, dups, ooo)
 	fmt.Printf("  CPU while publishing: %s\n", cpu0.report(cpu1, posted, allTime))
+	if poster != nil {
+		fmt.Printf("  %s\n", poster.report())
+	}
+	if len(procs) > 0 {
+		fmt.Printf("  %s\n", procs.report(proc0, proc1, int64(recv), int64(posted)))
+	}
 	fmt.Printf("  server RSS %d MiB (%.2f KiB per connection over the start)\n", rssKB(o.pid)>>10, float64(rssKB(o.pid)-rssBefore)/float64(o.conns))
 	if err := firstErr(clients); err != nil {
 		return fmt.Errorf("a stream failed: %w", err)

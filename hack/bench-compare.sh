@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The pinned benchmark (make bench-compare): the whole server side — `chatrd
+# api`, `chatrd streamer`, Postgres and Redis — on CPU 0, the load tool
+# (streambench) on CPU 1, so that the tool's own cost (about as much per
+# delivery as the server's) never takes the server's CPU. Posts go through
+# the API at a fixed arrival rate (open loop); every delivery is checked
+# (lost, duplicated, out of order) and timed from its post's due time.
+#
+# For each case, RUNS runs (default 5), interleaved (run 1 of every case,
+# then run 2, ...) so that a noisy minute does not land on one case, then
+# the median with [min–max] of: fan-out p50/p99 (post due -> client read),
+# POST p50/p99, server CPU per delivery (all server processes, and the
+# streamer alone) and per post (all, API, Postgres, Redis), from
+# /proc/<pid>/stat utime+stime. The load average is printed before each run.
+#
+# Postgres and Redis are the machine's (hack/services.sh starts them): their
+# processes are pinned to CPU 0 for the benchmark and given every CPU again
+# at the end. Their CPU counts towards the server's.
+#
+#   RUNS (5)  DURATION (10s per run)  CASES (all: see below)
+#   BUSY=1 also runs the 1,000-client case with a busy loop on CPU 0 beside
+#   the servers (a neighbour taking half their core).
+#   PROFILE=DIR first makes one extra run per case, not counted, recording
+#   the streamer's and the API's CPU profiles (go tool pprof DIR/NAME.streamer.pprof).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-5}
+dur=${DURATION:-10s}
+if (( $(nproc) < 2 )) || ! command -v taskset >/dev/null; then
+  echo "bench-compare needs 2 CPUs and taskset: the server side and the load tool each get one" >&2
+  exit 1
+fi
+# name conns posts/s: fan-out cost at two shapes, and posts under fan-out load.
+cases=${CASES:-"c1000x10:1000:10 c5000x2:5000:2 c5000x50:5000:50"}
+if [[ ${BUSY:-0} == 1 ]]; then cases+=" c1000x10busy:1000:10"; fi
+
+out=$(mktemp -d)
+go build -o "$out/chatrd" ./cmd/chatrd
+go build -o "$out/streambench" ./cmd/streambench
+go build -o "$out/apibench" ./cmd/apibench
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+schema="cmp_$(date +%s)_$$"
+api=127.0.0.1:18092
+streamer=127.0.0.1:18093
+export CHATR_DB_SCHEMA=$schema CHATR_LOG_LEVEL=warn
+pids=()
+busy_pid=
+all_cpus=0-$(( $(nproc) - 1 ))
+pin_services() { # pin_services CPUS: every Postgres and Redis process
+  for p in $(pgrep -x postgres || true) $(pgrep -x redis-server || true); do
+    taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true
+  done
+}
+cleanup() {
+  [[ -n $busy_pid ]] && kill "$busy_pid" 2>/dev/null
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pin_services "$all_cpus"
+  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  redis-cli --scan --pattern "chatr:{$schema}:*" | xargs -r redis-cli del >/dev/null 2>&1 || true
+  rm -rf "$out"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
+
+pin_services 0
+# Limits no benchmark reaches (the limiter still runs on every post).
+eval "$("$out/apibench" -print-server-env)"
+prof_api= prof_streamer=
+if [[ -n ${PROFILE:-} ]]; then
+  mkdir -p "$PROFILE"
+  prof_api=127.0.0.1:18094 prof_streamer=127.0.0.1:18095
+fi
+CHATR_PPROF_LISTEN=$prof_api CHATR_LISTEN=$api CHATR_POD_NAME=cmp-api taskset -c 0 "$out/chatrd" api &
+api_pid=$!; pids+=("$api_pid")
+CHATR_PPROF_LISTEN=$prof_streamer CHATR_LISTEN=$streamer CHATR_POD_NAME=cmp-streamer CHATR_MAX_CONNECTIONS=30000 taskset -c 0 "$out/chatrd" streamer &
+streamer_pid=$!; pids+=("$streamer_pid")
+for addr in $api $streamer; do
+  for _ in $(seq 1 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fsS "http://$addr/readyz" >/dev/null
+done
+redis_pid=$(pgrep -x redis-server | head -1)
+procs="streamer=$streamer_pid,api=$api_pid,redis=$redis_pid,postgres=comm:postgres"
+echo "servers on CPU 0 (streamer $streamer_pid, api $api_pid, redis $redis_pid, postgres), streambench on CPU 1; $runs runs of $dur per case"
+
+# one_run NAME CONNS RATE OUTFILE
+one_run() {
+  taskset -c 1 "$out/streambench" -url "http://$streamer" -pid "$streamer_pid" -api "http://$api" \
+    -mode latency -conns "$2" -rate "$3" -duration "$dur" -procs "$procs" | tee "$4" || true
+}
+secs=$(awk -v d="$dur" 'BEGIN{sub(/s$/,"",d); print int(d)}')
+if [[ -n ${PROFILE:-} ]]; then
+  for c in $cases; do
+    IFS=: read -r name conns rate <<<"$c"
+    echo "- $name, profiled run (not counted)"
+    # The profiles start once the clients are connected (about 1 s for 5,000).
+    (sleep 2; curl -fsS -o "$PROFILE/$name.streamer.pprof" "http://$prof_streamer/debug/pprof/profile?seconds=$((secs - 2))") &
+    p1=$!
+    (sleep 2; curl -fsS -o "$PROFILE/$name.api.pprof" "http://$prof_api/debug/pprof/profile?seconds=$((secs - 2))") &
+    p2=$!
+    one_run "$name" "$conns" "$rate" "$out/profiled"
+    wait "$p1" "$p2" || echo "a profile failed"
+  done
+fi
+for i in $(seq 1 "$runs"); do
+  for c in $cases; do
+    IFS=: read -r name conns rate <<<"$c"
+    if [[ $name == *busy ]]; then
+      taskset -c 0 sh -c 'while :; do :; done' &
+      busy_pid=$!
+    fi
+    echo "- $name run $i of $runs: $conns clients, $rate posts/s ($(uptime))"
+    one_run "$name" "$conns" "$rate" "$out/$name.$i"
+    if [[ -n $busy_pid ]]; then kill "$busy_pid"; wait "$busy_pid" 2>/dev/null || true; busy_pid=; fi
+  done
+done
+
+ms() { awk '{v=$1; if (v ~ /µs$/) {sub(/µs$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'; }
+# stat NAME REGEX N [ms]: median [min–max] over the runs of the N-th word (0: the last) of REGEX's match.
+stat() {
+  local vals
+  vals=$(for i in $(seq 1 "$runs"); do grep -oE "$2" "$out/$1.$i" 2>/dev/null | head -1 | awk -v n="$3" '{print (n == 0 ? $NF : $n)}'; done)
+  if [[ ${4:-} == ms ]]; then vals=$(ms <<<"$vals"); fi
+  sort -g <<<"$vals" | awk 'NF {a[++n]=$1} END {if (n == 0) {print "n/a"; exit} printf "%s [%s–%s]", a[int((n+1)/2)], a[1], a[n]}'
+}
+echo
+echo "== medians of $runs runs [min–max]; $(uptime)"
+for c in $cases; do
+  IFS=: read -r name conns rate <<<"$c"
+  exact=$(cat "$out/$name".* 2>/dev/null | grep -c 'lost 0, duplicated 0, out of order 0' || true)
+  echo "$name ($conns clients, $rate posts/s): exact delivery in $exact of $runs runs"
+  echo "  fan-out p50 $(stat "$name" 'latency p50 [^ ]+ p99 [^ ]+' 3 ms) ms, p99 $(stat "$name" 'latency p50 [^ ]+ p99 [^ ]+' 5 ms) ms"
+  echo "  POST p50 $(stat "$name" 'open loop\): p50 [^ ]+ p99 [^ ]+' 3 ms) ms, p99 $(stat "$name" 'open loop\): p50 [^ ]+ p99 [^ ]+' 5 ms) ms"
+  echo "  server µs per delivery: all $(stat "$name" 'per delivery: all [0-9.]+' 4), streamer $(stat "$name" 'per delivery: all [0-9.]+ µs, streamer [0-9.]+' 0)"
+  echo "  server µs per post: all $(stat "$name" 'per post: all [0-9.]+' 4), api $(stat "$name" 'per post: all [^;]*api [0-9.]+' 0), postgres $(stat "$name" 'per post: all [^;]*postgres [0-9.]+' 0), redis $(stat "$name" 'per post: all [^;]*redis [0-9.]+' 0)"
+done
