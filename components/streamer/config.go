@@ -54,6 +54,11 @@ type Config struct {
 	Shards int
 	// SendBuffer, when positive, sets SO_SNDBUF on stream sockets (bytes).
 	SendBuffer int
+	// Writes is how the shards write to sockets: "auto" (or empty) sends
+	// each pass's writes in batches through io_uring where the kernel and
+	// the pod's seccomp profile allow it, else one writev per connection;
+	// "writev" always writes one writev per connection.
+	Writes string
 
 	// ReportInterval and ReportTTL are the connection-count report's period
 	// and key TTL (docs/runtime.md: 5 s and 15 s). IPHeartbeat is how often the
@@ -100,6 +105,7 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	config.Int(fs, &c.MaxReplay, "max-replay", "CHATR_STREAM_MAX_REPLAY", defaultMaxReplay, "most missed messages a resume replays from Postgres")
 	config.Int(fs, &c.Shards, "shards", "CHATR_STREAM_SHARDS", 0, "hub writer goroutines (0: one per CPU)")
 	config.Int(fs, &c.SendBuffer, "send-buffer", "CHATR_STREAM_SNDBUF", 0, "SO_SNDBUF of stream sockets in bytes (0: the kernel's autotuning)")
+	config.String(fs, &c.Writes, "writes", "CHATR_STREAM_WRITES", "auto", "how stream sockets are written: auto (batched through io_uring where allowed, else writev) or writev")
 }
 
 // withDefaults fills unset tuning fields and checks the rest.
@@ -128,6 +134,13 @@ func (c Config) withDefaults() (Config, error) {
 	defInt(&c.QueueBytes, defaultQueueBytes)
 	defInt(&c.MaxReplay, defaultMaxReplay)
 	defInt(&c.MaxConnections, 20000)
+	switch c.Writes {
+	case "":
+		c.Writes = "auto"
+	case "auto", "writev":
+	default:
+		return c, fmt.Errorf("stream writes %q: want auto or writev", c.Writes)
+	}
 	if c.RingSize < historySize {
 		c.RingSize = historySize
 	}

@@ -54,8 +54,10 @@ type hub struct {
 	room    *frame // latest room event (spectator streams)
 	shards  []*shard
 	next    atomic.Uint32
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// uringOnce logs once why the shards write with writev.
+	uringOnce sync.Once
+	stop      chan struct{}
+	wg        sync.WaitGroup
 	// mod is what moderation deleted (moderation.go), guarded by mu.
 	mod deletions
 }

@@ -25,6 +25,8 @@ type metrics struct {
 	pgResumes   prometheus.Counter
 	redisErrors prometheus.Counter
 	deleted     prometheus.Counter
+	// batchedWrites is 1 while the shards send through io_uring.
+	batchedWrites prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -65,9 +67,13 @@ func newMetrics() *metrics {
 		deleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatr_streamer_deleted_messages_total", Help: "Messages a moderator deleted, taken out of this pod's ring.",
 		}),
+		batchedWrites: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chatr_streamer_batched_writes",
+			Help: "1 if the hub sends its socket writes in batches through io_uring, 0 if with one writev per connection (CHATR_STREAM_WRITES, or io_uring not allowed).",
+		}),
 	}
 	m.reg.MustRegister(m.connections, m.deliveries, m.disconnects, m.rejected, m.queueDrops, m.fanout,
-		m.messages, m.gapFills, m.pgResumes, m.redisErrors, m.deleted, version.NewCollector("streamer"))
+		m.messages, m.gapFills, m.pgResumes, m.redisErrors, m.deleted, m.batchedWrites, version.NewCollector("streamer"))
 	return m
 }
 

@@ -62,10 +62,16 @@ type shard struct {
 	// live holds the message frames of this pass, for the fan-out latency.
 	live []*frame
 	// iov and bufs are the writer's scratch for one writev.
-	iov    []iovec
-	bufs   [][]byte
-	spare  []event // the inbox's previous array, reused
-	closed bool
+	iov  []iovec
+	bufs [][]byte
+	// batch sends a pass's writes in a few system calls (nil: one writev
+	// per connection); batched holds the connections of the batch being
+	// filled and batchWant the bytes each was given.
+	batch     sender
+	batched   []*conn
+	batchWant []int
+	spare     []event // the inbox's previous array, reused
+	closed    bool
 	// n counts the shard's streams, for Drain to spread its closes.
 	n atomic.Int64
 	// watch reports SSE sockets whose client closed (nil: not available);
@@ -76,10 +82,14 @@ type shard struct {
 }
 
 func newShard(h *hub) *shard {
-	return &shard{h: h, wake: make(chan struct{}, 1), stuck: map[*conn]struct{}{},
+	sh := &shard{h: h, wake: make(chan struct{}, 1), stuck: map[*conn]struct{}{},
 		watch: newPeerWatch(), watched: map[uint64]*conn{},
 		wheel: make([][]*conn, pingSlots(h.s.cfg.PingInterval)),
 		iov:   make([]iovec, 0, maxIov), bufs: make([][]byte, 0, maxIov)}
+	if h.s.cfg.Writes != "writev" {
+		sh.batch = h.newSender()
+	}
+	return sh
 }
 
 // pingSlots is how many ticks the ping interval is cut into: one per 100 ms
@@ -154,6 +164,9 @@ func (sh *shard) run(stop <-chan struct{}) {
 			}
 			if sh.watch != nil {
 				sh.watch.stop()
+			}
+			if sh.batch != nil {
+				_ = sh.batch.Close()
 			}
 			return
 		}
@@ -334,23 +347,49 @@ func (sh *shard) markDirty(c *conn) {
 // inboxCheck is how many connections a writer flushes between looks at its
 // inbox: a message that arrives during a long flush (a stats event to every
 // client, a burst of new connections) joins it instead of waiting for its end.
+// With batched writes the look comes after each batch (batchSize
+// connections, each costing about a third of a writev).
 const inboxCheck = 32
 
 func (sh *shard) flushDirty() {
 	// sh.dirty may grow while it is walked: events taken mid-flush mark more
 	// connections dirty (those not reached yet are dirty already and write
-	// the new frame in the same writev).
-	for i := 0; i < len(sh.dirty); i++ {
-		if i%inboxCheck == inboxCheck-1 && len(sh.wake) > 0 {
+	// the new frame in the same writev). A batch being filled is sent
+	// before the inbox is looked at, so a connection is never in a batch
+	// and dirty again at once (its bytes would go twice).
+	every := inboxCheck
+	if sh.batch != nil {
+		every = batchSize
+	}
+	for i := 0; ; i++ {
+		if i == len(sh.dirty) {
+			// The end of the walk is a look too: what arrived during the
+			// last stretch goes out now, not after the next wake-up.
+			sh.sendBatch()
+			if len(sh.wake) == 0 {
+				break
+			}
+			<-sh.wake
+			sh.takeInbox()
+			if i == len(sh.dirty) {
+				break
+			}
+		} else if i%every == every-1 && len(sh.wake) > 0 {
+			sh.sendBatch()
 			<-sh.wake
 			sh.takeInbox()
 		}
 		c := sh.dirty[i]
 		sh.dirty[i] = nil
 		c.dirty = false
-		if !c.closed {
-			sh.flush(c)
+		if c.closed {
+			continue
 		}
+		if sh.batch != nil && c.fd >= 0 {
+			sh.addToBatch(c)
+			continue
+		}
+		sh.flush(c)
 	}
 	sh.dirty = sh.dirty[:0]
 	if len(sh.live) > 0 {

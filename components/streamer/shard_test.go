@@ -2,6 +2,7 @@ package streamer
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -9,9 +10,25 @@ import (
 
 // testShard is a shard whose writer is driven by the test itself.
 func testShard(t *testing.T, ping time.Duration) *shard {
+	return testShardWrites(t, ping, "auto")
+}
+
+// testShardWrites is testShard with its writes batched through io_uring
+// ("auto": the test fails where the kernel refuses it) or with writev.
+func testShardWrites(t *testing.T, ping time.Duration, writes string) *shard {
 	t.Helper()
-	s := &Server{cfg: Config{PingInterval: ping, QueueBytes: 1 << 20, WriteTimeout: time.Second}, met: newMetrics()}
-	return newHub(s, 1, historySize).shards[0]
+	s := &Server{cfg: Config{PingInterval: ping, QueueBytes: 1 << 20, WriteTimeout: time.Second, Writes: writes},
+		met: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	sh := newHub(s, 1, historySize).shards[0]
+	if writes == "auto" && sh.batch == nil {
+		t.Fatal("io_uring is not available here: the batched writes cannot be tested")
+	}
+	t.Cleanup(func() {
+		if sh.batch != nil {
+			_ = sh.batch.Close()
+		}
+	})
+	return sh
 }
 
 // Each stream gets one ping per interval, and a tick pings only its share
@@ -74,7 +91,13 @@ func TestPingWheelSpreadsPings(t *testing.T) {
 // the walk: streams not written yet get both frames in one write, the others
 // are written again, and nothing waits in the inbox for the next round.
 func TestFlushTakesFramesPostedMeanwhile(t *testing.T) {
-	sh := testShard(t, time.Second)
+	for _, writes := range []string{"auto", "writev"} {
+		t.Run(writes, func(t *testing.T) { flushTakesFramesPostedMeanwhile(t, writes) })
+	}
+}
+
+func flushTakesFramesPostedMeanwhile(t *testing.T, writes string) {
+	sh := testShardWrites(t, time.Second, writes)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -75,10 +75,22 @@ func queueMessages(sh *shard, c *conn, n int) []byte {
 // nothing leaves the time the socket got stuck as it was, one that writes
 // something moves it on.
 func TestFlushKeepsWhatTheSocketRefuses(t *testing.T) {
-	sh := testShard(t, time.Second)
+	for _, writes := range []string{"auto", "writev"} {
+		t.Run(writes, func(t *testing.T) { flushKeepsWhatTheSocketRefuses(t, writes) })
+	}
+}
+
+// writePass writes c as a shard's pass does (batched in "auto" mode).
+func writePass(sh *shard, c *conn) {
+	sh.markDirty(c)
+	sh.flushDirty()
+}
+
+func flushKeepsWhatTheSocketRefuses(t *testing.T, writes string) {
+	sh := testShardWrites(t, time.Second, writes)
 	c, peer := socketConn(t)
 	want := queueMessages(sh, c, 200)
-	sh.flush(c)
+	writePass(sh, c)
 	if _, stuck := sh.stuck[c]; !stuck || c.stuckSince.IsZero() || c.qbytes == 0 || c.closed {
 		t.Fatalf("a full socket: stuck %v since %v, %d bytes queued, closed %v", stuck, c.stuckSince, c.qbytes, c.closed)
 	}
@@ -133,11 +145,17 @@ func TestRetryStuckDropsAfterTheWriteTimeout(t *testing.T) {
 
 // A write that fails (the peer is gone) drops the connection.
 func TestFlushDropsOnAWriteError(t *testing.T) {
-	sh := testShard(t, time.Second)
+	for _, writes := range []string{"auto", "writev"} {
+		t.Run(writes, func(t *testing.T) { flushDropsOnAWriteError(t, writes) })
+	}
+}
+
+func flushDropsOnAWriteError(t *testing.T, writes string) {
+	sh := testShardWrites(t, time.Second, writes)
 	c, peer := socketConn(t)
 	syscall.Close(peer)
 	sh.enqueue(c, pingFrame)
-	sh.flush(c)
+	writePass(sh, c)
 	if !c.closed {
 		t.Fatal("a write to a closed peer left the connection open")
 	}
