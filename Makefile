@@ -76,6 +76,11 @@ bench-compare: ## the pinned benchmark: servers (api, streamer, Postgres, Redis)
 	@hack/services.sh
 	@hack/bench-compare.sh
 
+.PHONY: bench-fleet
+bench-fleet: ## STREAMS (100,000) SSE streams over STREAMERS (6) streamer processes and LISTENERS (6) load processes, a broadcast at each of RATES ("1 10") msg/s for DURATION (20) s: exact delivery, p99 fan-out, streamer RSS, CPU per delivery, Redis subscriptions
+	@hack/services.sh
+	@hack/bench-fleet.sh
+
 .PHONY: envtest
 envtest: ## build (once) kube-apiserver and etcd for envtest; prints the folder
 	@hack/envtest-assets.sh

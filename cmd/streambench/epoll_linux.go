@@ -153,9 +153,22 @@ func (r *reader) read(c *client) {
 func (r *reader) fail(c *client, err error) {
 	if c.err == nil {
 		c.err = err
+		if r.tally.phases != nil {
+			r.tally.phases.gone(c.received)
+		}
 	}
 	_ = syscall.EpollCtl(r.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	c.gotHistory()
 }
 
 func closeFD(fd int) { _ = syscall.Close(fd) }
+
+// openFileLimit is RLIMIT_NOFILE (the soft limit, which Go raises to the
+// hard one at start, and the hard limit).
+func openFileLimit() (cur, hard uint64, ok bool) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, 0, false
+	}
+	return l.Cur, l.Max, true
+}

@@ -19,3 +19,4 @@ func (r *reader) add(int) error                             { return errNotLinux
 func (r *reader) run()                                      {}
 func (r *reader) halt()                                     {}
 func closeFD(int)                                           {}
+func openFileLimit() (cur, hard uint64, ok bool)            { return 0, 0, false }

@@ -19,7 +19,10 @@
 //
 // Modes: latency (a message rate), throughput (as fast as the streamer takes
 // them), connect (C simultaneous connects, each timed to its history event),
-// idle (C idle connections, RSS per connection).
+// idle (C idle connections, RSS per connection); and for a fleet of
+// streamers and load processes (hack/bench-fleet.sh, listen.go): listen (C
+// streams over several streamers, checked and timed through phases of
+// broadcasts), post (publish at a rate) and merge (add up the listeners).
 package main
 
 import (
@@ -63,15 +66,23 @@ type options struct {
 	agents   int
 	procs    string
 	common   config.Common
+	// the fleet modes (listen.go)
+	expect         string
+	timeout        time.Duration
+	connectTimeout time.Duration
+	sourceOffset   int
+	count          int
+	labels         string
+	hold           bool
 }
 
 func main() {
 	var o options
 	fs := flag.CommandLine
 	config.RegisterCommon(fs, &o.common)
-	fs.StringVar(&o.url, "url", "http://127.0.0.1:18090", "streamer base URL")
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:18090", "streamer base URL (listen mode: comma-separated, the streams spread round-robin)")
 	fs.IntVar(&o.pid, "pid", 0, "streamer process id (for RSS)")
-	fs.StringVar(&o.mode, "mode", "latency", "latency | throughput | connect | idle")
+	fs.StringVar(&o.mode, "mode", "latency", "latency | throughput | connect | idle | listen | post | merge")
 	fs.IntVar(&o.conns, "conns", 1000, "stream connections")
 	fs.Float64Var(&o.rate, "rate", 10, "messages per second (latency mode)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
@@ -83,11 +94,31 @@ func main() {
 	fs.IntVar(&o.agents, "agents", 20, "with -api: agents posting in turn")
 	fs.StringVar(&o.procs, "procs", "", "server processes whose CPU is reported per delivery and per post: name=pid or name=comm:NAME (every process of that command), comma-separated")
 	fs.IntVar(&o.sources, "sources", 0, "distinct 127.x.y.z source addresses (0: one per 5 connections)")
+	fs.StringVar(&o.expect, "expect", "", "listen mode: messages each stream must receive after its history, per phase, comma-separated (e.g. 20,200)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "listen mode: longest wait for every phase after the streams are ready")
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Minute, "listen mode: longest wait for every stream's history")
+	fs.IntVar(&o.sourceOffset, "source-offset", 0, "listen mode: index of the first source address (listen processes of one fleet take disjoint ranges)")
+	fs.IntVar(&o.count, "count", 0, "post mode: messages to publish (0: -rate × -duration)")
+	fs.StringVar(&o.labels, "labels", "", "merge mode: a name for each phase, comma-separated")
+	fs.BoolVar(&o.hold, "hold", false, "listen mode: once every phase is complete, keep the streams open until SIGTERM or SIGINT (or -timeout), then report")
 	flag.Parse()
 	if o.sources <= 0 {
 		o.sources = max(1, o.conns/5)
 	}
-	if err := run(o); err != nil {
+	var err error
+	switch o.mode {
+	case "listen":
+		err = runListen(o)
+	case "post":
+		err = runPost(o)
+	case "merge":
+		err = runMerge(o, flag.Args())
+	case "latency", "throughput", "connect", "idle":
+		err = run(o)
+	default:
+		err = fmt.Errorf("unknown -mode %q", o.mode)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "streambench:", err)
 		os.Exit(1)
 	}
@@ -168,8 +199,12 @@ func (s *sentTimes) at(id int64) (int64, int) {
 	return s.times[i].Load(), int(i)
 }
 
-func sourceAddr(i, sources int) *net.TCPAddr {
-	k := i % sources
+func sourceAddr(i, sources int) *net.TCPAddr { return sourceAddrAt(i % sources) }
+
+// sourceAddrAt is the k-th source address: 127.1.0.1, 127.1.0.2, ...
+// (distinct for k below 15,875,000). Listen processes of one fleet take
+// disjoint ranges (-source-offset), since the per-IP limit is fleet-wide.
+func sourceAddrAt(k int) *net.TCPAddr {
 	return &net.TCPAddr{IP: net.IPv4(127, byte(1+k/62500), byte(k/250%250), byte(1+k%250))}
 }
 
@@ -215,15 +250,16 @@ func (c *client) dial(u *url.URL, src *net.TCPAddr, r *reader) error {
 
 // take parses bytes received at now (Unix ns), recording latencies in t.
 func (c *client) take(b []byte, now int64, t *tally) error {
-	err := c.p.feed(b, func(kind lineKind, id int64) { c.line(kind, id, now, t) })
+	err := c.p.feed(b, func(kind lineKind, id, at int64) { c.line(kind, id, at, now, t) })
 	if err == nil && c.p.ended {
 		err = io.EOF
 	}
 	return err
 }
 
-// line accounts for a history or message event received at now.
-func (c *client) line(kind lineKind, id int64, now int64, t *tally) {
+// line accounts for a history or message event received at now; at is the
+// send time its content carries (listen mode; 0: none).
+func (c *client) line(kind lineKind, id, at, now int64, t *tally) {
 	last := c.last.Load()
 	switch kind {
 	case lineHistory:
@@ -240,7 +276,11 @@ func (c *client) line(kind lineKind, id int64, now int64, t *tally) {
 		}
 		c.last.Store(id)
 		c.received++
-		if t != nil {
+		switch {
+		case t == nil:
+		case t.phases != nil:
+			t.phases.add(c.received, at, now)
+		default:
 			t.add(id, now)
 		}
 	}
@@ -253,6 +293,7 @@ type tally struct {
 	lat           hist
 	first, lastOf []int64 // ns after the publish; 0: none yet
 	pending       []arrival
+	phases        *phaseTally // listen mode: latencies from the content's time, by phase
 }
 
 // arrival is a delivery of message id at (Unix ns).

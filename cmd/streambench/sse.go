@@ -10,6 +10,11 @@ import (
 // It keeps only the first bytes of the current line (enough to tell an id
 // line, a message event and a history event apart), so a connection costs
 // a few dozen bytes however large its events are.
+//
+// With times set (listen mode) it also finds, in each line, the send time a
+// poster put at the start of a message's content (`"content":"bench
+// t=<Unix ns>`, see timeMarker), wherever the reads split the line: a few
+// more bytes of state, and no allocation.
 type parser struct {
 	state uint8
 	size  int64 // chunk bytes still to come (stData), or the size being read
@@ -17,7 +22,40 @@ type parser struct {
 	n     int // bytes of the current line kept in line
 	id    int64
 	ended bool
+	times bool
+	tpos  int   // timeMarker bytes matched so far in the current line
+	tst   uint8 // tSearch, tDigits, tDone
+	at    int64 // the time's digits read so far
 }
+
+// timeMarker precedes the send time in a message's JSON. A JSON string
+// escapes its quotes, so the marker cannot appear inside another field's
+// value, nor inside the content itself.
+var timeMarker = []byte(`"content":"bench t=`)
+
+// markerNext[i] is the length of the longest proper prefix of
+// timeMarker[:i+1] that is also its suffix (the Knuth-Morris-Pratt
+// failure function), so that a match split across reads is never missed.
+var markerNext = func() []int {
+	f := make([]int, len(timeMarker))
+	k := 0
+	for i := 1; i < len(timeMarker); i++ {
+		for k > 0 && timeMarker[i] != timeMarker[k] {
+			k = f[k-1]
+		}
+		if timeMarker[i] == timeMarker[k] {
+			k++
+		}
+		f[i] = k
+	}
+	return f
+}()
+
+const (
+	tSearch = iota // looking for timeMarker
+	tDigits        // reading the digits after it
+	tDone          // found (or given up) for this line
+)
 
 const (
 	stSize = iota // reading a chunk-size line
@@ -38,8 +76,9 @@ const (
 )
 
 // feed parses b; onLine is called at the end of every message or history
-// data line with the id of its event.
-func (p *parser) feed(b []byte, onLine func(kind lineKind, id int64)) error {
+// data line with the id of its event and, with p.times, the send time its
+// content carries (Unix ns; 0: none).
+func (p *parser) feed(b []byte, onLine func(kind lineKind, id, at int64)) error {
 	for len(b) > 0 {
 		switch p.state {
 		case stSize:
@@ -81,11 +120,17 @@ func (p *parser) feed(b []byte, onLine func(kind lineKind, id int64)) error {
 			b = b[len(d):]
 			for len(d) > 0 {
 				i := bytes.IndexByte(d, '\n')
+				seg := d
+				if i >= 0 {
+					seg = d[:i]
+				}
+				p.keep(seg)
+				if p.times {
+					p.scanTime(seg)
+				}
 				if i < 0 {
-					p.keep(d)
 					break
 				}
-				p.keep(d[:i])
 				p.endLine(onLine)
 				d = d[i+1:]
 			}
@@ -112,9 +157,74 @@ func (p *parser) keep(b []byte) {
 	}
 }
 
-func (p *parser) endLine(onLine func(lineKind, int64)) {
+// scanTime looks for the send time in b, the next piece of the current
+// line. Whole lines (the usual case) are searched with bytes.Index; only a
+// match that may straddle two pieces is followed byte by byte.
+func (p *parser) scanTime(b []byte) {
+	for len(b) > 0 {
+		switch p.tst {
+		case tDone:
+			return
+		case tDigits:
+			for _, ch := range b {
+				if ch < '0' || ch > '9' {
+					p.tst = tDone
+					return
+				}
+				if p.at > (1<<63-1-9)/10 { // not a Unix time in ns
+					p.at, p.tst = 0, tDone
+					return
+				}
+				p.at = p.at*10 + int64(ch-'0')
+			}
+			return
+		case tSearch:
+			if p.tpos == 0 {
+				if j := bytes.Index(b, timeMarker); j >= 0 {
+					p.tst = tDigits
+					b = b[j+len(timeMarker):]
+					continue
+				}
+				// No whole match: a match may still begin in the last
+				// len(timeMarker)-1 bytes and end in the next piece.
+				b = b[max(0, len(b)-len(timeMarker)+1):]
+			}
+			// Follow a partial match byte by byte until it completes or
+			// falls back to nothing, then search the rest at full speed.
+			for len(b) > 0 {
+				p.tpos = markerStep(p.tpos, b[0])
+				b = b[1:]
+				if p.tpos == len(timeMarker) {
+					p.tst = tDigits
+					break
+				}
+				if p.tpos == 0 {
+					break
+				}
+			}
+		}
+	}
+}
+
+// markerStep is the state after byte ch with pos bytes of timeMarker matched.
+func markerStep(pos int, ch byte) int {
+	for pos > 0 && timeMarker[pos] != ch {
+		pos = markerNext[pos-1]
+	}
+	if timeMarker[pos] == ch {
+		pos++
+	}
+	return pos
+}
+
+func (p *parser) endLine(onLine func(lineKind, int64, int64)) {
 	l := p.line[:p.n]
 	p.n = 0
+	var at int64
+	if p.tst != tSearch {
+		at = p.at
+	}
+	p.tpos, p.tst, p.at = 0, tSearch, 0
 	switch {
 	case bytes.HasPrefix(l, idPrefix):
 		var id int64
@@ -126,8 +236,8 @@ func (p *parser) endLine(onLine func(lineKind, int64)) {
 		}
 		p.id = id
 	case bytes.HasPrefix(l, histPrefix):
-		onLine(lineHistory, p.id)
+		onLine(lineHistory, p.id, 0)
 	case bytes.HasPrefix(l, msgPrefix):
-		onLine(lineMessage, p.id)
+		onLine(lineMessage, p.id, at)
 	}
 }

@@ -35,7 +35,7 @@ func TestParserSplitsAnywhere(t *testing.T) {
 		rest := []byte(body)
 		for len(rest) > 0 {
 			n := 1 + rng.IntN(min(len(rest), 700))
-			if err := p.feed(rest[:n], func(k lineKind, id int64) {
+			if err := p.feed(rest[:n], func(k lineKind, id, _ int64) {
 				got.WriteString([]string{"other", "message", "history"}[k] + " " + strconv.FormatInt(id, 10) + ",")
 			}); err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
@@ -50,7 +50,71 @@ func TestParserSplitsAnywhere(t *testing.T) {
 
 func TestParserRejectsBadChunk(t *testing.T) {
 	var p parser
-	if err := p.feed([]byte("zz\r\n"), func(lineKind, int64) {}); err == nil {
+	if err := p.feed([]byte("zz\r\n"), func(lineKind, int64, int64) {}); err == nil {
 		t.Fatal("a bad chunk size was accepted")
+	}
+}
+
+// The send time a message's content carries is found wherever the reads
+// split the line, and only there: near misses and other fields don't count.
+func TestParserFindsSendTimeSplitAnywhere(t *testing.T) {
+	long := strings.Repeat("y", 3000)
+	msg := func(id int, fields string) string {
+		return fmt.Sprintf("id: %d\ndata: {\"type\":\"message\",\"data\":{\"id\":\"%d\",%s}}\n\n", id, id, fields)
+	}
+	body := chunked(
+		"retry: 2000\n\n",
+		`id: 9`+"\n"+`data: {"type":"history","data":[{"id":"9","content":"bench t=111 old"}]}`+"\n\n",
+		msg(10, `"agentName":"a","content":"bench t=1700000000123456789 about the length of a typical agent's chatter"`),
+		msg(11, `"contentType":"bench t=5","content":"no time here"`),
+		msg(12, `"a":"","content":"bench x=5","b":"\"content\":\"bench t=6"`),
+		msg(13, `"a":"`+long+`","b":"""content":"bench t=42","c":1`),
+		": ping\n\n",
+		msg(14, `"content":"bench t=7"`),
+		msg(15, `"content":"bench t=`+long+`"`),
+		msg(16, `"content":"bench t=8`+long+`"`),
+	) + "0\r\n\r\n"
+	want := "history 9 0,message 10 1700000000123456789,message 11 0,message 12 0,message 13 42,message 14 7,message 15 0,message 16 8,"
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 2))
+		p := parser{times: true}
+		var got strings.Builder
+		rest := []byte(body)
+		for len(rest) > 0 {
+			n := 1 + rng.IntN(min(len(rest), []int{1, 3, 25, 700}[seed%4]))
+			if err := p.feed(rest[:n], func(k lineKind, id, at int64) {
+				fmt.Fprintf(&got, "%s %d %d,", []string{"other", "message", "history"}[k], id, at)
+			}); err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			rest = rest[n:]
+		}
+		if got.String() != want {
+			t.Fatalf("seed %d:\n got %q\nwant %q", seed, got.String(), want)
+		}
+	}
+	// Without times, no time is looked for.
+	var p parser
+	_ = p.feed([]byte(body), func(k lineKind, id, at int64) {
+		if at != 0 {
+			t.Fatalf("id %d: time %d without times", id, at)
+		}
+	})
+}
+
+var sinkAt int64
+
+func TestParserTimeAllocatesNothing(t *testing.T) {
+	ev := []byte(chunked("id: 10\n" + `data: {"type":"message","data":{"id":"10","agentName":"a","content":"bench t=1700000000123456789 about the length of a typical agent's chatter"}}` + "\n\n"))
+	p := parser{times: true}
+	onLine := func(_ lineKind, _, at int64) { sinkAt = at }
+	if n := testing.AllocsPerRun(100, func() {
+		_ = p.feed(ev[:37], onLine)
+		_ = p.feed(ev[37:], onLine)
+	}); n != 0 {
+		t.Fatalf("%v allocations per event", n)
+	}
+	if sinkAt != 1700000000123456789 {
+		t.Fatalf("time %d", sinkAt)
 	}
 }
