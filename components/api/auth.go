@@ -120,7 +120,9 @@ func (s *Server) authed(h agentHandler) http.HandlerFunc {
 // with the rate-limit check).
 func (s *Server) authenticated(h agentHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		a, e, err := s.authenticate(r.Context(), r)
+		s.met.stages.WithLabelValues("authenticate").Observe(time.Since(start).Seconds())
 		if err != nil {
 			s.unavailable(w, r, err)
 			return

@@ -19,6 +19,12 @@ type metrics struct {
 	limited       *prometheus.CounterVec
 	batchSize     prometheus.Histogram
 	publishErrors prometheus.Counter
+	// stages times the parts of a post (stage): authenticate (the key's
+	// agent row), limits (rate-limit script with the presence touch, and the
+	// throttled Postgres presence write), queue (waiting for the post
+	// writer), commit (one batch's transaction) and publish (one batch's
+	// publish and posts count, after its posters were answered).
+	stages *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -46,8 +52,13 @@ func newMetrics() *metrics {
 			Name: "chatr_api_publish_errors_total",
 			Help: "Committed batches whose Redis publish failed (streamers fill such gaps from Postgres).",
 		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chatr_api_post_stage_seconds",
+			Help:    "Where a post's time goes, by stage: authenticate, limits, queue (per post); commit, publish (per batch).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"stage"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.limited, m.batchSize, m.publishErrors,
+	m.reg.MustRegister(m.requests, m.latency, m.limited, m.batchSize, m.publishErrors, m.stages,
 		version.NewCollector("api"))
 	return m
 }

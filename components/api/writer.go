@@ -55,6 +55,7 @@ const (
 type postReq struct {
 	msg      store.NewMessage
 	deadline time.Time // zero: none
+	queued   time.Time // when it was submitted
 	state    atomic.Int32
 	done     chan postResult
 }
@@ -70,12 +71,24 @@ type writer struct {
 	closed bool
 	queue  chan *postReq
 	exited chan struct{}
+	// publishes carries committed batches, in commit order, to the one
+	// goroutine that publishes them, so that the next batch's transaction
+	// does not wait for this one's Redis round trip.
+	publishes chan []model.Message
+	published chan struct{}
 }
+
+// publishBacklog bounds the committed batches waiting for their publish;
+// beyond it the writer waits (Redis is slower than Postgres, or down and
+// each publish waits for its timeout).
+const publishBacklog = 64
 
 func newWriter(st *store.Store, b *bus.Bus, log *slog.Logger, met *metrics, maxBatch int) *writer {
 	w := &writer{st: st, bus: b, log: log, met: met, maxBatch: maxBatch,
-		queue: make(chan *postReq, 4*maxBatch), exited: make(chan struct{})}
+		queue: make(chan *postReq, 4*maxBatch), exited: make(chan struct{}),
+		publishes: make(chan []model.Message, publishBacklog), published: make(chan struct{})}
 	go w.loop()
+	go w.publisher()
 	return w
 }
 
@@ -92,7 +105,7 @@ func (w *writer) submit(ctx context.Context, m store.NewMessage) (model.Message,
 // not stored, except in the one case nothing can tell apart, a commit whose
 // answer from Postgres was lost; the idempotency key covers that one.
 func (w *writer) submitPost(ctx context.Context, m store.NewMessage) (store.Posted, error) {
-	req := &postReq{msg: m, done: make(chan postResult, 1)}
+	req := &postReq{msg: m, done: make(chan postResult, 1), queued: time.Now()}
 	req.deadline, _ = ctx.Deadline()
 	w.mu.RLock()
 	if w.closed {
@@ -127,10 +140,35 @@ func (w *writer) close() {
 	}
 	w.mu.Unlock()
 	<-w.exited
+	<-w.published
+}
+
+// publisher publishes the committed batches in order, each with the room's
+// posts count in the same round trip.
+func (w *writer) publisher() {
+	defer close(w.published)
+	for fresh := range w.publishes {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		err, countErr := w.bus.PublishCounted(ctx, fresh)
+		cancel()
+		w.met.stages.WithLabelValues("publish").Observe(time.Since(start).Seconds())
+		if err != nil {
+			w.met.publishErrors.Inc()
+			w.log.Warn("publish failed; streamers will fill the gap from Postgres",
+				"first", fresh[0].ID, "last", fresh[len(fresh)-1].ID, "err", err)
+		}
+		// The posts counter is what the operator turns into
+		// status.postsPerSecond; a failure costs only that figure.
+		if countErr != nil {
+			w.log.Debug("posts not counted", "n", len(fresh), "err", countErr)
+		}
+	}
 }
 
 func (w *writer) loop() {
 	defer close(w.exited)
+	defer close(w.publishes)
 	batch := make([]*postReq, 0, w.maxBatch)
 	for {
 		first, ok := <-w.queue
@@ -163,6 +201,7 @@ func (w *writer) take(batch []*postReq) []*postReq {
 		if !r.state.CompareAndSwap(postQueued, postTaken) {
 			continue // withdrawn: its poster has its answer
 		}
+		w.met.stages.WithLabelValues("queue").Observe(now.Sub(r.queued).Seconds())
 		if !r.deadline.IsZero() && !now.Before(r.deadline) {
 			r.done <- postResult{err: fmt.Errorf("while waiting for the post writer: %w", context.DeadlineExceeded)}
 			continue
@@ -187,8 +226,10 @@ func (w *writer) commit(batch []*postReq) {
 		}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	start := time.Now()
 	posted, err := w.st.InsertPosts(ctx, msgs)
 	cancel()
+	w.met.stages.WithLabelValues("commit").Observe(time.Since(start).Seconds())
 	if err == nil && len(posted) != len(batch) {
 		err = fmt.Errorf("inserted %d messages, got %d back", len(batch), len(posted))
 	}
@@ -209,19 +250,7 @@ func (w *writer) commit(batch []*postReq) {
 			fresh = append(fresh, posted[i].Message)
 		}
 	}
-	if len(fresh) == 0 {
-		return
+	if len(fresh) > 0 {
+		w.publishes <- fresh
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), publishTimeout)
-	if err := w.bus.Publish(ctx, fresh); err != nil {
-		w.met.publishErrors.Inc()
-		w.log.Warn("publish failed; streamers will fill the gap from Postgres",
-			"first", fresh[0].ID, "last", fresh[len(fresh)-1].ID, "err", err)
-	}
-	// The room's posts counter, which the operator turns into
-	// status.postsPerSecond. A failure costs only that figure.
-	if err := w.bus.CountPosts(ctx, len(fresh)); err != nil {
-		w.log.Debug("posts not counted", "n", len(fresh), "err", err)
-	}
-	cancel()
 }

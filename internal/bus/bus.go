@@ -50,14 +50,26 @@ func (b *Bus) Channel() string { return b.channel }
 // Publish sends messages, in order, in one pipelined round trip. Each payload
 // is exactly the contract's <Message> JSON.
 func (b *Bus) Publish(ctx context.Context, msgs []model.Message) error {
+	err, _ := b.publish(ctx, msgs, false)
+	return err
+}
+
+// PublishCounted is Publish with the room's posts counter (CountPosts)
+// raised by len(msgs) in the same round trip. countErr is the counter's
+// own failure, which costs only the posts/s figure.
+func (b *Bus) PublishCounted(ctx context.Context, msgs []model.Message) (err, countErr error) {
+	return b.publish(ctx, msgs, true)
+}
+
+func (b *Bus) publish(ctx context.Context, msgs []model.Message, count bool) (error, error) {
 	if len(msgs) == 0 {
-		return nil
+		return nil, nil
 	}
 	pipe := b.rdb.Pipeline()
 	for i := range msgs {
 		payload, err := json.Marshal(msgs[i])
 		if err != nil {
-			return fmt.Errorf("while encoding message %d: %w", msgs[i].ID, err)
+			return fmt.Errorf("while encoding message %d: %w", msgs[i].ID, err), nil
 		}
 		if b.sharded {
 			pipe.SPublish(ctx, b.channel, payload)
@@ -65,10 +77,26 @@ func (b *Bus) Publish(ctx context.Context, msgs []model.Message) error {
 			pipe.Publish(ctx, b.channel, payload)
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("while publishing %d messages: %w", len(msgs), err)
+	var incr *redis.IntCmd
+	if count {
+		incr = pipe.IncrBy(ctx, b.postsKey(), int64(len(msgs)))
 	}
-	return nil
+	cmds, _ := pipe.Exec(ctx)
+	var pubErr, countErr error
+	for _, c := range cmds {
+		if c.Err() == nil {
+			continue
+		}
+		if incr != nil && c == redis.Cmder(incr) {
+			countErr = fmt.Errorf("while counting %d posts: %w", len(msgs), c.Err())
+		} else if pubErr == nil {
+			pubErr = fmt.Errorf("while publishing %d messages: %w", len(msgs), c.Err())
+		}
+	}
+	if len(cmds) == 0 {
+		pubErr = fmt.Errorf("while publishing %d messages: no answer", len(msgs))
+	}
+	return pubErr, countErr
 }
 
 // Subscribe subscribes to the room's channel and waits for the server to

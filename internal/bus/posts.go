@@ -15,13 +15,14 @@ import (
 // Redis last lost its data. The operator's autoscaler reads it every
 // evaluation and writes the rate to status.postsPerSecond.
 
+func (b *Bus) postsKey() string { return strings.TrimSuffix(b.channel, ":messages") + ":posts" }
+
 // PostsKey is the Redis key of the room's posts counter.
 func PostsKey(schema string) string { return Key(schema, "posts") }
 
 // CountPosts adds n to the room's posts counter.
 func (b *Bus) CountPosts(ctx context.Context, n int) error {
-	key := strings.TrimSuffix(b.channel, ":messages") + ":posts"
-	if err := b.rdb.IncrBy(ctx, key, int64(n)).Err(); err != nil {
+	if err := b.rdb.IncrBy(ctx, b.postsKey(), int64(n)).Err(); err != nil {
 		return fmt.Errorf("while counting %d posts: %w", n, err)
 	}
 	return nil
