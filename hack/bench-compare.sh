@@ -137,3 +137,14 @@ for c in $cases; do
   echo "  server µs per delivery: all $(stat "$name" 'per delivery: all [0-9.]+' 4), streamer $(stat "$name" 'per delivery: all [0-9.]+ µs, streamer [0-9.]+' 0)"
   echo "  server µs per post: all $(stat "$name" 'per post: all [0-9.]+' 4), api $(stat "$name" 'per post: all [^;]*api [0-9.]+' 0), postgres $(stat "$name" 'per post: all [^;]*postgres [0-9.]+' 0), redis $(stat "$name" 'per post: all [^;]*redis [0-9.]+' 0)"
 done
+# Where a post's time went, over every run (the API's stage histograms).
+echo "where a post's time went (means over every run; per post except commit and publish, per batch):"
+curl -fsS "http://$api/metrics" | awk '
+  /^chatr_api_post_stage_seconds_sum/   { match($0, /stage="[a-z]+"/); s = substr($0, RSTART+7, RLENGTH-8); sum[s] = $2 }
+  /^chatr_api_post_stage_seconds_count/ { match($0, /stage="[a-z]+"/); s = substr($0, RSTART+7, RLENGTH-8); cnt[s] = $2 }
+  /^chatr_api_post_batch_size_sum/      { bs = $2 } /^chatr_api_post_batch_size_count/ { bc = $2 }
+  END {
+    n = split("authenticate limits queue commit publish", order, " ")
+    for (i = 1; i <= n; i++) { s = order[i]; if (cnt[s] > 0) printf "  %-12s %.3f ms (%d)\n", s, 1000 * sum[s] / cnt[s], cnt[s] }
+    if (bc > 0) printf "  posts per batch %.2f\n", bs / bc
+  }'
