@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -25,6 +26,20 @@ type reader struct {
 	buf     []byte
 	stop    atomic.Bool
 	done    chan struct{}
+	// resume, when set (listen mode), makes a stream the server ends
+	// reconnect with Last-Event-ID, as a client does; resumed brings the
+	// reopened streams back to the loop.
+	resume  bool
+	resumed chan reopened
+}
+
+// reopened is a stream reconnected for a resume (or err: it could not be).
+type reopened struct {
+	i    int
+	fd   int
+	rest []byte
+	at   int64
+	err  error
 }
 
 func newReader(clients []*client, sent *sentTimes, perMessage int) (*reader, error) {
@@ -41,7 +56,7 @@ func newReader(clients []*client, sent *sentTimes, perMessage int) (*reader, err
 		return nil, err
 	}
 	r := &reader{ep: ep, epf: os.NewFile(uintptr(ep), "epoll"), clients: clients, tally: newTally(sent, perMessage),
-		buf: make([]byte, 256<<10), done: make(chan struct{})}
+		buf: make([]byte, 256<<10), done: make(chan struct{}), resumed: make(chan reopened, 1024)}
 	return r, nil
 }
 
@@ -86,6 +101,7 @@ func (r *reader) run() {
 	}
 	events := make([]syscall.EpollEvent, 1024)
 	for !r.stop.Load() {
+		r.takeResumed()
 		var n int
 		// Read calls the function until it returns true, parking the
 		// goroutine in between until the descriptor is readable (or the
@@ -100,7 +116,7 @@ func (r *reader) run() {
 		}
 		for n > 0 {
 			for _, ev := range events[:n] {
-				r.read(r.clients[ev.Fd])
+				r.read(int(ev.Fd))
 			}
 			n = pollNow(r.ep, events)
 		}
@@ -132,21 +148,82 @@ func (r *reader) halt() {
 	_ = r.epf.Close()
 }
 
-func (r *reader) read(c *client) {
+func (r *reader) read(i int) {
+	c := r.clients[i]
+	if c.fd < 0 {
+		return // being reopened
+	}
 	n, err := readNow(c.fd, r.buf)
 	now := time.Now().UnixNano()
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return
 	case err != nil:
-		r.fail(c, err)
+		r.ended(i, err)
 		return
 	case n == 0:
-		r.fail(c, io.EOF)
+		r.ended(i, io.EOF)
 		return
 	}
 	if err := c.take(r.buf[:n], now, r.tally); err != nil {
+		r.ended(i, err)
+	}
+}
+
+// resumeAttempts bounds the reconnections of one ended stream in a row.
+const resumeAttempts = 30
+
+// ended handles a stream that ended or broke: it fails, or (resume) it
+// reconnects from its last id in the background, the way a client does
+// when a server drops it as too slow or restarts.
+func (r *reader) ended(i int, err error) {
+	c := r.clients[i]
+	if !r.resume || c.err != nil {
 		r.fail(c, err)
+		return
+	}
+	_ = syscall.EpollCtl(r.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	closeFD(c.fd)
+	c.fd = -1
+	c.reconnects++
+	last := c.last.Load()
+	go func() {
+		var err error
+		for attempt := range resumeAttempts {
+			time.Sleep(time.Duration(100*(attempt+1)) * time.Millisecond)
+			fd, rest, at, e := open(c.u, c.src, last)
+			if e == nil {
+				r.resumed <- reopened{i: i, fd: fd, rest: rest, at: at}
+				return
+			}
+			err = e
+		}
+		r.resumed <- reopened{i: i, fd: -1, err: fmt.Errorf("no resume after %d attempts: %w", resumeAttempts, err)}
+	}()
+}
+
+// takeResumed gives the reopened streams back to the loop.
+func (r *reader) takeResumed() {
+	for {
+		select {
+		case ro := <-r.resumed:
+			c := r.clients[ro.i]
+			if ro.err != nil {
+				r.fail(c, ro.err)
+				continue
+			}
+			c.fd = ro.fd
+			c.p = parser{times: c.p.times}
+			if err := c.take(ro.rest, ro.at, r.tally); err != nil {
+				r.ended(ro.i, err)
+				continue
+			}
+			if err := r.add(ro.i); err != nil {
+				r.fail(c, err)
+			}
+		default:
+			return
+		}
 	}
 }
 

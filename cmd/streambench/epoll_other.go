@@ -11,7 +11,10 @@ import (
 
 var errNotLinux = errors.New("streambench needs Linux (epoll)")
 
-type reader struct{ tally *tally }
+type reader struct {
+	tally  *tally
+	resume bool
+}
 
 func newReader([]*client, *sentTimes, int) (*reader, error) { return nil, errNotLinux }
 func detach(net.Conn) (int, error)                          { return -1, errNotLinux }

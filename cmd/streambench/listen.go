@@ -181,6 +181,7 @@ func runListen(o options) error {
 			return err
 		}
 		r.tally.phases = newPhaseTally(targets)
+		r.resume = o.resume
 		readers[i] = r
 		go r.run()
 	}
@@ -286,9 +287,10 @@ wait:
 		fmt.Printf("listen: %s with %d of %d phases complete\n", endedBy, phase, len(targets))
 	}
 
-	var recv, dups, ooo, extra, broken uint64
+	var recv, dups, ooo, extra, broken, reconnects uint64
 	perPhase := make([]uint64, len(targets))
 	for _, c := range clients {
+		reconnects += c.reconnects
 		recv += c.received
 		dups += c.dups
 		ooo += c.ooo
@@ -328,8 +330,8 @@ wait:
 		fmt.Printf("hist phase=%d %s\n", p+1, h.encode())
 		lo = hi
 	}
-	fmt.Printf("total streams=%d expected=%d received=%d lost=%d dup=%d ooo=%d extra=%d broken=%d\n",
-		n, total*n, recv, lostAll, dups, ooo, extra, broken)
+	fmt.Printf("total streams=%d expected=%d received=%d lost=%d dup=%d ooo=%d extra=%d broken=%d reconnects=%d\n",
+		n, total*n, recv, lostAll, dups, ooo, extra, broken, reconnects)
 	fmt.Printf("listen: lost %d, duplicated %d, out of order %d, beyond the expected %d, broken streams %d\n", lostAll, dups, ooo, extra, broken)
 	if err := firstErr(clients); err != nil {
 		fmt.Printf("listen: broken streams: %s\n", failureKinds(clients))
@@ -447,7 +449,7 @@ func runPost(o options) error {
 type listenResult struct {
 	phases                                             map[int]phaseResult
 	streams, expected, received, lost, dup, ooo, extra int64
-	broken                                             int64
+	broken, reconnects                                 int64
 	total                                              bool
 }
 
@@ -504,7 +506,7 @@ func readListenResult(path string) (*listenResult, error) {
 		case "total":
 			m := kv(w[1:])
 			res.streams, res.expected, res.received, res.lost = m["streams"], m["expected"], m["received"], m["lost"]
-			res.dup, res.ooo, res.extra, res.broken = m["dup"], m["ooo"], m["extra"], m["broken"]
+			res.dup, res.ooo, res.extra, res.broken, res.reconnects = m["dup"], m["ooo"], m["extra"], m["broken"], m["reconnects"]
 			res.total = true
 		}
 	}
@@ -547,6 +549,7 @@ func runMerge(o options, files []string) error {
 		t.ooo += r.ooo
 		t.extra += r.extra
 		t.broken += r.broken
+		t.reconnects += r.reconnects
 	}
 	fmt.Printf("fleet: %d listeners, %d streams\n", len(all), t.streams)
 	var untimedAll int64
@@ -575,8 +578,8 @@ func runMerge(o options, files []string) error {
 			fmt.Printf("  %d deliveries carried no send time\n", untimed)
 		}
 	}
-	fmt.Printf("total: received %d of %d deliveries: lost %d, duplicated %d, out of order %d, beyond the expected %d, broken streams %d\n",
-		t.received, t.expected, t.lost, t.dup, t.ooo, t.extra, t.broken)
+	fmt.Printf("total: received %d of %d deliveries: lost %d, duplicated %d, out of order %d, beyond the expected %d, broken streams %d; streams the servers ended and that resumed from their last id: %d\n",
+		t.received, t.expected, t.lost, t.dup, t.ooo, t.extra, t.broken, t.reconnects)
 	if t.lost != 0 || t.dup != 0 || t.ooo != 0 || t.extra != 0 || t.broken != 0 || t.received != t.expected || untimedAll != 0 {
 		return errors.New("delivery was not exact")
 	}

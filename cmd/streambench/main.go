@@ -62,6 +62,7 @@ type options struct {
 	window   int
 	readers  int
 	verbose  bool
+	resume   bool
 	api      string
 	agents   int
 	procs    string
@@ -100,6 +101,7 @@ func main() {
 	fs.IntVar(&o.sourceOffset, "source-offset", 0, "listen mode: index of the first source address (listen processes of one fleet take disjoint ranges)")
 	fs.IntVar(&o.count, "count", 0, "post mode: messages to publish (0: -rate × -duration)")
 	fs.StringVar(&o.labels, "labels", "", "merge mode: a name for each phase, comma-separated")
+	fs.BoolVar(&o.resume, "resume", true, "listen mode: a stream the server ends (too slow a reader, a restart) reconnects with Last-Event-ID, as a client does, and must still get every message")
 	fs.BoolVar(&o.hold, "hold", false, "listen mode: once every phase is complete, keep the streams open until SIGTERM or SIGINT (or -timeout), then report")
 	flag.Parse()
 	if o.sources <= 0 {
@@ -178,6 +180,10 @@ type client struct {
 	p          parser
 	historyGot chan struct{}
 	once       sync.Once
+	// where the stream was opened, for a resume (listen mode)
+	u          *url.URL
+	src        *net.TCPAddr
+	reconnects uint64
 }
 
 func (c *client) gotHistory() { c.once.Do(func() { close(c.historyGot) }) }
@@ -212,40 +218,58 @@ func sourceAddrAt(k int) *net.TCPAddr {
 // head, and leaves the socket (c.fd) to a reader's epoll loop; the bytes of
 // the body already read with the head are parsed here.
 func (c *client) dial(u *url.URL, src *net.TCPAddr, r *reader) error {
-	d := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
-	nc, err := d.Dial("tcp", u.Host)
+	c.u, c.src = u, src
+	fd, rest, now, err := open(u, src, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(nc, "GET /api/stream HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", u.Host); err != nil {
+	c.fd = fd
+	// What came with the head is parsed here, before the loop owns c: it
+	// holds the history at most (publishing starts once every client has
+	// it), so no latency is recorded (nil tally).
+	return c.take(rest, now, nil)
+}
+
+// open opens one stream (a resume from lastID when it is positive, as a
+// client's Last-Event-ID) and returns its descriptor and the body bytes
+// read with the head, received at now (Unix ns).
+func open(u *url.URL, src *net.TCPAddr, lastID int64) (fd int, rest []byte, now int64, err error) {
+	d := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
+	nc, err := d.Dial("tcp", u.Host)
+	if err != nil {
+		return -1, nil, 0, err
+	}
+	resume := ""
+	if lastID > 0 {
+		resume = "Last-Event-ID: " + strconv.FormatInt(lastID, 10) + "\r\n"
+	}
+	if _, err := fmt.Fprintf(nc, "GET /api/stream HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", u.Host, resume); err != nil {
 		_ = nc.Close()
-		return err
+		return -1, nil, 0, err
 	}
 	br := bufio.NewReaderSize(nc, 4<<10)
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		_ = nc.Close()
-		return err
+		return -1, nil, 0, err
 	}
 	if resp.StatusCode != 200 {
 		_ = nc.Close()
-		return fmt.Errorf("status %d", resp.StatusCode)
+		return -1, nil, 0, fmt.Errorf("status %d", resp.StatusCode)
 	}
 	if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
 		_ = nc.Close()
-		return fmt.Errorf("the stream is not chunked (%v)", resp.TransferEncoding)
+		return -1, nil, 0, fmt.Errorf("the stream is not chunked (%v)", resp.TransferEncoding)
 	}
-	rest, _ := br.Peek(br.Buffered())
-	now := time.Now().UnixNano()
+	peeked, _ := br.Peek(br.Buffered())
+	rest = append([]byte(nil), peeked...)
+	now = time.Now().UnixNano()
 	_ = nc.SetReadDeadline(time.Time{})
-	if c.fd, err = detach(nc); err != nil {
-		return err
+	if fd, err = detach(nc); err != nil {
+		return -1, nil, 0, err
 	}
-	// What came with the head is parsed here, before the loop owns c: it
-	// holds the history at most (publishing starts once every client has
-	// it), so no latency is recorded (nil tally).
-	return c.take(rest, now, nil)
+	return fd, rest, now, nil
 }
 
 // take parses bytes received at now (Unix ns), recording latencies in t.
