@@ -2,6 +2,7 @@ package streamer
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -219,8 +220,9 @@ func (bc *benchConns) drain(b *testing.B) {
 }
 
 // BenchmarkFanout is one message fanned out by one shard to every connection
-// it owns: the frame is queued to each and written with one writev per
-// connection, as the shard's writer does (driven here by the benchmark).
+// it owns: the frame is queued to each and written as the shard's writer
+// does (driven here by the benchmark), in io_uring batches (auto) or with
+// one writev per connection (writev).
 // ns/op and allocs/op are per message; ns/delivery is per message and
 // connection. The sockets are drained outside the timed part every 16
 // messages, and every byte is checked to have arrived.
@@ -231,15 +233,21 @@ func BenchmarkFanout(b *testing.B) {
 		tcp   bool
 		name  string
 	}{{1000, sseChunked, false, "sse"}, {10000, sseChunked, false, "sse"}, {1000, wsText, false, "ws"}, {1000, sseChunked, true, "sse-tcp"}} {
-		b.Run("conns="+strconv.Itoa(bc.conns)+"/"+bc.name, func(b *testing.B) {
-			benchFanout(b, bc.conns, bc.t, bc.tcp)
-		})
+		for _, writes := range []string{"auto", "writev"} {
+			b.Run("conns="+strconv.Itoa(bc.conns)+"/"+bc.name+"/"+writes, func(b *testing.B) {
+				benchFanout(b, bc.conns, bc.t, bc.tcp, writes)
+			})
+		}
 	}
 }
 
-func benchFanout(b *testing.B, n int, t transport, tcp bool) {
-	s := &Server{cfg: Config{PingInterval: 10 * time.Second, QueueBytes: 1 << 30, WriteTimeout: time.Minute}, met: newMetrics()}
+func benchFanout(b *testing.B, n int, t transport, tcp bool, writes string) {
+	s := &Server{cfg: Config{PingInterval: 10 * time.Second, QueueBytes: 1 << 30, WriteTimeout: time.Minute, Writes: writes},
+		met: newMetrics(), log: slog.New(slog.DiscardHandler)}
 	sh := newHub(s, 1, historySize).shards[0]
+	if writes == "auto" && sh.batch == nil {
+		b.Fatal("io_uring is not available here")
+	}
 	var bc *benchConns
 	if tcp {
 		bc = newTCPConns(b, n, t)
