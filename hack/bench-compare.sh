@@ -19,7 +19,9 @@
 #
 #   RUNS (5)  DURATION (10s per run)  CASES (all: see below)
 #   BUSY=1 also runs the 1,000-client case with a busy loop on CPU 0 beside
-#   the servers (a neighbour taking half their core).
+#   the servers (a neighbour taking half their core), through the API and
+#   directly (insert + publish by the tool: latency from the commit, the
+#   streamer's own part).
 #   CHATR_STREAM_WRITES=writev measures the streamer without io_uring.
 #   PROFILE=DIR first makes one extra run per case, not counted, recording
 #   the streamer's and the API's CPU profiles (go tool pprof DIR/NAME.streamer.pprof).
@@ -33,7 +35,9 @@ if (( $(nproc) < 2 )) || ! command -v taskset >/dev/null; then
 fi
 # name conns posts/s: fan-out cost at two shapes, and posts under fan-out load.
 cases=${CASES:-"c1000x10:1000:10 c5000x2:5000:2 c5000x50:5000:50"}
-if [[ ${BUSY:-0} == 1 ]]; then cases+=" c1000x10busy:1000:10"; fi
+# A name with "direct" publishes like the API (insert, then publish) without
+# it: the fan-out latency then runs from the commit, the streamer's own part.
+if [[ ${BUSY:-0} == 1 ]]; then cases+=" c1000x10busy:1000:10 c1000x10directbusy:1000:10"; fi
 
 out=$(mktemp -d)
 go build -o "$out/chatrd" ./cmd/chatrd
@@ -88,7 +92,9 @@ echo "servers on CPU 0 (streamer $streamer_pid writing with ${writes:-?}, api $a
 
 # one_run NAME CONNS RATE OUTFILE
 one_run() {
-  taskset -c 1 "$out/streambench" -url "http://$streamer" -pid "$streamer_pid" -api "http://$api" \
+  local via=(-api "http://$api")
+  if [[ $1 == *direct* ]]; then via=(); fi
+  taskset -c 1 "$out/streambench" -url "http://$streamer" -pid "$streamer_pid" "${via[@]}" \
     -mode latency -conns "$2" -rate "$3" -duration "$dur" -procs "$procs" | tee "$4" || true
 }
 secs=$(awk -v d="$dur" 'BEGIN{sub(/s$/,"",d); print int(d)}')
