@@ -61,6 +61,7 @@ var notFromRoom = map[string]string{
 	"CHATR_STREAM_MAX_REPLAY":    "streamer tuning; measured default",
 	"CHATR_STREAM_SHARDS":        "one per CPU the pod is given, which the pod's resources set",
 	"CHATR_STREAM_SNDBUF":        "the kernel's autotuning is right unless measured otherwise",
+	"CHATR_STREAM_WRITES":        "auto picks io_uring where the pod's seccomp profile allows it and writev otherwise; forcing writev is for measurements",
 
 	// The verifier's job mechanics.
 	"CHATR_MOLTBOOK_TIMEOUT":     "verifier tuning; the lease is checked against it at start",
