@@ -218,7 +218,7 @@ func (r *Ring) Flush() ([]Result, error) {
 	for i := range r.results {
 		r.results[i] = Result{Err: ErrNotSent}
 	}
-	submitted, completed := 0, 0
+	submitted, completed, idle := 0, 0, 0
 	var err error
 	for completed < n {
 		toSubmit := n - submitted
@@ -227,10 +227,21 @@ func (r *Ring) Flush() ([]Result, error) {
 			err = fmt.Errorf("uring: io_uring_enter: %w", e)
 			break
 		}
+		took := 0
 		if e == 0 {
-			submitted += int(got)
+			took = int(got)
+			submitted += took
 		}
-		completed += r.reap()
+		reaped := r.reap()
+		completed += reaped
+		// A ring that neither takes nor completes anything, call after
+		// call, is broken: give up rather than spin the caller's shard.
+		if idle++; took > 0 || reaped > 0 {
+			idle = 0
+		} else if idle == 1000 {
+			err = errors.New("uring: io_uring_enter makes no progress")
+			break
+		}
 	}
 	// What was queued is always accounted for. A ring that failed as a
 	// whole leaves the entries it never submitted as ErrNotSent (the
