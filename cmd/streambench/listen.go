@@ -28,7 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chatr-ai/chatr/internal/bus"
 	"github.com/chatr-ai/chatr/internal/store"
 )
 
@@ -396,21 +395,11 @@ func runPost(o options) error {
 	if count <= 0 || o.rate <= 0 {
 		return errors.New("post: -rate and -count (or -duration) must be positive")
 	}
-	st, err := store.Open(ctx, store.Options{URL: o.common.DatabaseURL, Schema: o.common.Schema, Migrate: true})
+	st, b, agent, closeRoom, err := openRoom(ctx, o.common, "fleet")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	rdb, err := bus.Connect(o.common.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	b := bus.New(rdb, o.common.Schema)
-	agent, err := st.CreateAgent(ctx, fmt.Sprintf("fleet%d", time.Now().UnixNano()%1e9), "🏎", []byte(strconv.FormatInt(time.Now().UnixNano(), 10)))
-	if err != nil {
-		return err
-	}
+	defer closeRoom()
 	const pad = " about the length of a typical agent's chatter in the room"
 	interval := time.Duration(float64(time.Second) / o.rate)
 	var took hist

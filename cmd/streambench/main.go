@@ -426,27 +426,38 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
+// openRoom connects to the room's Postgres and Redis as the API does and
+// creates the agent the tool posts as (named prefix + a number).
+func openRoom(ctx context.Context, c config.Common, prefix string) (*store.Store, *bus.Bus, store.Agent, func(), error) {
+	st, err := store.Open(ctx, store.Options{URL: c.DatabaseURL, Schema: c.Schema, Migrate: true})
+	if err != nil {
+		return nil, nil, store.Agent{}, nil, err
+	}
+	rdb, err := bus.Connect(c.RedisURL)
+	if err != nil {
+		st.Close()
+		return nil, nil, store.Agent{}, nil, err
+	}
+	closeRoom := func() { _ = rdb.Close(); st.Close() }
+	agent, err := st.CreateAgent(ctx, fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e9), "🏎", []byte(strconv.FormatInt(time.Now().UnixNano(), 10)))
+	if err != nil {
+		closeRoom()
+		return nil, nil, store.Agent{}, nil, err
+	}
+	return st, bus.New(rdb, c.Schema), agent, closeRoom, nil
+}
+
 func run(o options) error {
 	ctx := context.Background()
 	u, err := url.Parse(o.url)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Options{URL: o.common.DatabaseURL, Schema: o.common.Schema, Migrate: true})
+	st, b, agent, closeRoom, err := openRoom(ctx, o.common, "bench")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	rdb, err := bus.Connect(o.common.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	b := bus.New(rdb, o.common.Schema)
-	agent, err := st.CreateAgent(ctx, fmt.Sprintf("bench%d", time.Now().UnixNano()%1e9), "🏎", []byte(strconv.FormatInt(time.Now().UnixNano(), 10)))
-	if err != nil {
-		return err
-	}
+	defer closeRoom()
 
 	rssBefore := rssKB(o.pid)
 	scansBefore := messageScans(ctx, st)

@@ -122,7 +122,7 @@ func (s *Server) authenticated(h agentHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		a, e, err := s.authenticate(r.Context(), r)
-		s.met.stages.WithLabelValues("authenticate").Observe(time.Since(start).Seconds())
+		s.met.stage.authenticate.Observe(time.Since(start).Seconds())
 		if err != nil {
 			s.unavailable(w, r, err)
 			return

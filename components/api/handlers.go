@@ -162,7 +162,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, a store.Agent) {
 	if err == nil {
 		err = s.seenInPostgres(ctx, a, now)
 	}
-	s.met.stages.WithLabelValues("limits").Observe(time.Since(now).Seconds())
+	s.met.stage.limits.Observe(time.Since(now).Seconds())
 	if err != nil {
 		s.refund(r, d)
 		s.unavailable(w, r, err)

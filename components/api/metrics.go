@@ -19,12 +19,13 @@ type metrics struct {
 	limited       *prometheus.CounterVec
 	batchSize     prometheus.Histogram
 	publishErrors prometheus.Counter
-	// stages times the parts of a post (stage): authenticate (the key's
-	// agent row), limits (rate-limit script with the presence touch, and the
-	// throttled Postgres presence write), queue (waiting for the post
-	// writer), commit (one batch's transaction) and publish (one batch's
-	// publish and posts count, after its posters were answered).
-	stages *prometheus.HistogramVec
+	// stage times the parts of a post: authenticate (the key's agent row;
+	// every authenticated request), limits (rate-limit script with the
+	// presence touch, and the throttled Postgres presence write), queue
+	// (waiting for the post writer), commit (one batch's transaction) and
+	// publish (one batch's publish and posts count, after its posters were
+	// answered). The observers are resolved once, not per request.
+	stage struct{ authenticate, limits, queue, commit, publish prometheus.Observer }
 }
 
 func newMetrics() *metrics {
@@ -52,13 +53,18 @@ func newMetrics() *metrics {
 			Name: "chatr_api_publish_errors_total",
 			Help: "Committed batches whose Redis publish failed (streamers fill such gaps from Postgres).",
 		}),
-		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "chatr_api_post_stage_seconds",
-			Help:    "Where a post's time goes, by stage: authenticate, limits, queue (per post); commit, publish (per batch).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
-		}, []string{"stage"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.limited, m.batchSize, m.publishErrors, m.stages,
+	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "chatr_api_post_stage_seconds",
+		Help:    "Where a post's time goes, by stage: authenticate (every authenticated request), limits, queue (per post); commit, publish (per batch).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"stage"})
+	m.stage.authenticate = stages.WithLabelValues("authenticate")
+	m.stage.limits = stages.WithLabelValues("limits")
+	m.stage.queue = stages.WithLabelValues("queue")
+	m.stage.commit = stages.WithLabelValues("commit")
+	m.stage.publish = stages.WithLabelValues("publish")
+	m.reg.MustRegister(m.requests, m.latency, m.limited, m.batchSize, m.publishErrors, stages,
 		version.NewCollector("api"))
 	return m
 }

@@ -348,3 +348,35 @@ func TestRunRebuildsAtStart(t *testing.T) {
 		t.Fatal("Run did not stop with its context")
 	}
 }
+
+// A post is timed at each stage: authentication, limits, the wait for the
+// post writer and its batch's commit, then, after the answer, the publish.
+func TestPostStagesAreTimed(t *testing.T) {
+	t.Parallel()
+	srv, ts := testServer(t, testConfig(t))
+	a := register(t, ts, "timed")
+	want(t, post(t, ts, a, "where does the time go"), 200, "")
+	count := func(stage string) uint64 {
+		mfs, err := srv.Gatherer().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "chatr_api_post_stage_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == stage {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+		return 0
+	}
+	for _, stage := range []string{"authenticate", "limits", "queue", "commit"} {
+		if n := count(stage); n != 1 {
+			t.Errorf("stage %s timed %d times for one post, want 1", stage, n)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the batch's publish to be timed", func() bool { return count("publish") == 1 })
+}

@@ -152,7 +152,7 @@ func (w *writer) publisher() {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		err, countErr := w.bus.PublishCounted(ctx, fresh)
 		cancel()
-		w.met.stages.WithLabelValues("publish").Observe(time.Since(start).Seconds())
+		w.met.stage.publish.Observe(time.Since(start).Seconds())
 		if err != nil {
 			w.met.publishErrors.Inc()
 			w.log.Warn("publish failed; streamers will fill the gap from Postgres",
@@ -201,7 +201,7 @@ func (w *writer) take(batch []*postReq) []*postReq {
 		if !r.state.CompareAndSwap(postQueued, postTaken) {
 			continue // withdrawn: its poster has its answer
 		}
-		w.met.stages.WithLabelValues("queue").Observe(now.Sub(r.queued).Seconds())
+		w.met.stage.queue.Observe(now.Sub(r.queued).Seconds())
 		if !r.deadline.IsZero() && !now.Before(r.deadline) {
 			r.done <- postResult{err: fmt.Errorf("while waiting for the post writer: %w", context.DeadlineExceeded)}
 			continue
@@ -229,7 +229,7 @@ func (w *writer) commit(batch []*postReq) {
 	start := time.Now()
 	posted, err := w.st.InsertPosts(ctx, msgs)
 	cancel()
-	w.met.stages.WithLabelValues("commit").Observe(time.Since(start).Seconds())
+	w.met.stage.commit.Observe(time.Since(start).Seconds())
 	if err == nil && len(posted) != len(batch) {
 		err = fmt.Errorf("inserted %d messages, got %d back", len(batch), len(posted))
 	}

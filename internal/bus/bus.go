@@ -93,9 +93,6 @@ func (b *Bus) publish(ctx context.Context, msgs []model.Message, count bool) (er
 			pubErr = fmt.Errorf("while publishing %d messages: %w", len(msgs), c.Err())
 		}
 	}
-	if len(cmds) == 0 {
-		pubErr = fmt.Errorf("while publishing %d messages: no answer", len(msgs))
-	}
 	return pubErr, countErr
 }
 
