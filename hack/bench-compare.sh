@@ -23,6 +23,13 @@
 #   directly (insert + publish by the tool: latency from the commit, the
 #   streamer's own part).
 #   CHATR_STREAM_WRITES=writev measures the streamer without io_uring.
+#   NET=veth (the default as root, with ip(8)) runs streambench's sockets in
+#   a network namespace of their own behind a veth pair, with each side's
+#   kernel receive work steered (RPS) to its own CPU: the server's on CPU 0,
+#   the clients' on CPU 1, as on two machines. NET=lo runs over loopback,
+#   where the server's every send also runs the client's TCP receive, and
+#   the server is charged for it (the clients' acknowledgements run the
+#   server's receive in the tool, the other way round).
 #   PROFILE=DIR first makes one extra run per case, not counted, recording
 #   the streamer's and the API's CPU profiles (go tool pprof DIR/NAME.streamer.pprof).
 set -euo pipefail
@@ -46,8 +53,14 @@ go build -o "$out/apibench" ./cmd/apibench
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 schema="cmp_$(date +%s)_$$"
-api=127.0.0.1:18092
-streamer=127.0.0.1:18093
+net=${NET:-}
+if [[ -z $net ]]; then
+  net=lo
+  if [[ $(id -u) == 0 ]] && command -v ip >/dev/null && ip netns list >/dev/null 2>&1; then net=veth; fi
+fi
+host=127.0.0.1
+tool_net=()
+ns= veth=
 export CHATR_DB_SCHEMA=$schema CHATR_LOG_LEVEL=warn
 pids=()
 busy_pid=
@@ -59,6 +72,8 @@ pin_services() { # pin_services CPUS: every Postgres and Redis process
 }
 cleanup() {
   [[ -n $busy_pid ]] && kill "$busy_pid" 2>/dev/null
+  [[ -n $veth ]] && ip link del "$veth" 2>/dev/null
+  [[ -n $ns ]] && ip netns del "$ns" 2>/dev/null
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pin_services "$all_cpus"
@@ -70,6 +85,31 @@ trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
 
 pin_services 0
+case $net in
+veth)
+  # The clients' side: namespace chatr-bench-PID, 10.213.0.2, source
+  # addresses from 10.214.0.0/16 (a local route there); the servers listen
+  # on 10.213.0.1.
+  ns=chatr-bench-$$ veth=cbs$$
+  ip netns add "$ns"
+  ip link add "$veth" type veth peer name cbc$$ netns "$ns"
+  ip addr add 10.213.0.1/30 dev "$veth"
+  ip link set "$veth" up
+  ip -n "$ns" addr add 10.213.0.2/30 dev cbc$$
+  ip -n "$ns" link set cbc$$ up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" route add local 10.214.0.0/16 dev lo
+  ip route add 10.214.0.0/16 via 10.213.0.2 dev "$veth"
+  echo 1 >"/sys/class/net/$veth/queues/rx-0/rps_cpus"
+  ip netns exec "$ns" sh -c "echo 2 >/sys/class/net/cbc$$/queues/rx-0/rps_cpus"
+  host=10.213.0.1
+  tool_net=(-netns "/run/netns/$ns" -source-net 10.214.0.0/16)
+  ;;
+lo) ;;
+*) echo "NET=$net: want veth or lo" >&2; exit 1 ;;
+esac
+api=$host:18092
+streamer=$host:18093
 # Limits no benchmark reaches (the limiter still runs on every post).
 eval "$("$out/apibench" -print-server-env)"
 prof_api= prof_streamer=
@@ -89,12 +129,16 @@ redis_pid=$(pgrep -x redis-server | head -1)
 procs="streamer=$streamer_pid,api=$api_pid,redis=$redis_pid,postgres=comm:postgres"
 writes=$(curl -fsS "http://$streamer/metrics" | awk '$1 == "chatr_streamer_batched_writes" {print ($2 == 1 ? "io_uring batches" : "writev")}')
 echo "servers on CPU 0 (streamer $streamer_pid writing with ${writes:-?}, api $api_pid, redis $redis_pid, postgres), streambench on CPU 1; $runs runs of $dur per case"
+case $net in
+veth) echo "clients in network namespace $ns behind a veth pair: the servers' network receive on CPU 0, the clients' on CPU 1" ;;
+lo) echo "clients over loopback: each send runs the receiver's TCP input, so the server is charged for its clients' receive" ;;
+esac
 
 # one_run NAME CONNS RATE OUTFILE
 one_run() {
   local via=(-api "http://$api")
   if [[ $1 == *direct* ]]; then via=(); fi
-  taskset -c 1 "$out/streambench" -url "http://$streamer" -pid "$streamer_pid" "${via[@]}" \
+  taskset -c 1 "$out/streambench" -url "http://$streamer" -pid "$streamer_pid" "${via[@]}" "${tool_net[@]}" -server-cpu 0 \
     -mode latency -conns "$2" -rate "$3" -duration "$dur" -procs "$procs" | tee "$4" || true
 }
 secs=$(awk -v d="$dur" 'BEGIN{sub(/s$/,"",d); print int(d)}')
@@ -141,6 +185,9 @@ for c in $cases; do
   echo "  fan-out p50 $(stat "$name" 'latency p50 [^ ]+ p99 [^ ]+' 3 ms) ms, p99 $(stat "$name" 'latency p50 [^ ]+ p99 [^ ]+' 5 ms) ms"
   echo "  POST p50 $(stat "$name" 'open loop\): p50 [^ ]+ p99 [^ ]+' 4 ms) ms, p99 $(stat "$name" 'open loop\): p50 [^ ]+ p99 [^ ]+' 6 ms) ms"
   echo "  server µs per delivery: all $(stat "$name" 'per delivery: all [0-9.]+' 4), streamer $(stat "$name" 'per delivery: all [0-9.]+ µs, streamer [0-9.]+' 0)"
+  if [[ $name != *busy ]]; then
+    echo "  CPU 0 busy µs per delivery (every process and interrupt there): $(stat "$name" 'CPU 0\) busy per delivery: [0-9.]+' 0)"
+  fi
   echo "  server µs per post: all $(stat "$name" 'per post: all [0-9.]+' 4), api $(stat "$name" 'per post: all [^;]*api [0-9.]+' 0), postgres $(stat "$name" 'per post: all [^;]*postgres [0-9.]+' 0), redis $(stat "$name" 'per post: all [^;]*redis [0-9.]+' 0)"
 done
 # Where a post's time went, over every run (the API's stage histograms).

@@ -75,6 +75,9 @@ type options struct {
 	count          int
 	labels         string
 	hold           bool
+	netns          string
+	sourceNet      string
+	serverCPU      int
 }
 
 func main() {
@@ -103,19 +106,23 @@ func main() {
 	fs.StringVar(&o.labels, "labels", "", "merge mode: a name for each phase, comma-separated")
 	fs.BoolVar(&o.resume, "resume", true, "listen mode: a stream the server ends (too slow a reader, a restart) reconnects with Last-Event-ID, as a client does, and must still get every message")
 	fs.BoolVar(&o.hold, "hold", false, "listen mode: once every phase is complete, keep the streams open until SIGTERM or SIGINT (or -timeout), then report")
+	fs.StringVar(&o.netns, "netns", "", "open the streams and the posts' connections from inside this network namespace (a path such as /run/netns/NAME); Postgres and Redis are reached from where the tool runs")
+	fs.StringVar(&o.sourceNet, "source-net", "", "take the source addresses from this /16 (e.g. 10.214.0.0/16, routed to the client's side) instead of 127.0.0.0/8")
+	fs.IntVar(&o.serverCPU, "server-cpu", -1, "latency mode: the CPU the server side is pinned to; its busy time (every process and interrupt on it) is reported per delivery and per post")
 	flag.Parse()
 	if o.sources <= 0 {
 		o.sources = max(1, o.conns/5)
 	}
-	var err error
-	switch o.mode {
-	case "listen":
+	err := setupDials(o)
+	switch {
+	case err != nil:
+	case o.mode == "listen":
 		err = runListen(o)
-	case "post":
+	case o.mode == "post":
 		err = runPost(o)
-	case "merge":
+	case o.mode == "merge":
 		err = runMerge(o, flag.Args())
-	case "latency", "throughput", "connect", "idle":
+	case o.mode == "latency", o.mode == "throughput", o.mode == "connect", o.mode == "idle":
 		err = run(o)
 	default:
 		err = fmt.Errorf("unknown -mode %q", o.mode)
@@ -124,6 +131,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "streambench:", err)
 		os.Exit(1)
 	}
+}
+
+// setupDials applies -netns and -source-net before anything is dialled.
+func setupDials(o options) error {
+	if o.sourceNet != "" {
+		_, n, err := net.ParseCIDR(o.sourceNet)
+		if err != nil || n.IP.To4() == nil {
+			return fmt.Errorf("-source-net %q: want an IPv4 /16 such as 10.214.0.0/16", o.sourceNet)
+		}
+		if ones, _ := n.Mask.Size(); ones != 16 {
+			return fmt.Errorf("-source-net %q: want a /16", o.sourceNet)
+		}
+		if need := o.sourceOffset + min(o.sources, max(o.conns, 1)); need > 62500 {
+			return fmt.Errorf("-source-net %s holds 62,500 source addresses; %d are needed", o.sourceNet, need)
+		}
+		sourceNet = n.IP.To4()
+	}
+	if o.netns != "" {
+		return useNetns(o.netns)
+	}
+	return nil
 }
 
 // latency histogram: log-linear buckets from 1 µs to ~100 s, 40 per decade.
@@ -208,10 +236,23 @@ func (s *sentTimes) at(id int64) (int64, int) {
 func sourceAddr(i, sources int) *net.TCPAddr { return sourceAddrAt(i % sources) }
 
 // sourceAddrAt is the k-th source address: 127.1.0.1, 127.1.0.2, ...
-// (distinct for k below 15,875,000). Listen processes of one fleet take
+// (distinct for k below 15,875,000), or with -source-net a.b.0.1, a.b.0.2,
+// ... (distinct for k below 62,500). Listen processes of one fleet take
 // disjoint ranges (-source-offset), since the per-IP limit is fleet-wide.
 func sourceAddrAt(k int) *net.TCPAddr {
+	if sourceNet != nil {
+		return &net.TCPAddr{IP: net.IPv4(sourceNet[0], sourceNet[1], byte(k/250%250), byte(1+k%250))}
+	}
 	return &net.TCPAddr{IP: net.IPv4(127, byte(1+k/62500), byte(k/250%250), byte(1+k%250))}
+}
+
+// sourceNet is -source-net's network (nil: 127.0.0.0/8).
+var sourceNet net.IP
+
+// dialIn opens the tool's connections to the servers under test; -netns
+// makes it dial from inside another network namespace (netns_linux.go).
+var dialIn = func(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	return d.DialContext(ctx, network, addr)
 }
 
 // dial opens one stream with a raw HTTP/1.1 request, reads the response
@@ -235,7 +276,7 @@ func (c *client) dial(u *url.URL, src *net.TCPAddr, r *reader) error {
 // read with the head, received at now (Unix ns).
 func open(u *url.URL, src *net.TCPAddr, lastID int64) (fd int, rest []byte, now int64, err error) {
 	d := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
-	nc, err := d.Dial("tcp", u.Host)
+	nc, err := dialIn(context.Background(), &d, "tcp", u.Host)
 	if err != nil {
 		return -1, nil, 0, err
 	}
@@ -601,6 +642,7 @@ func run(o options) error {
 		return err
 	}
 	proc0 := procs.ticks()
+	core0 := coreTicks(o.serverCPU)
 	cpu0 := cpuNow(o.pid)
 	pubStart := time.Now()
 	posted := 0
@@ -654,6 +696,7 @@ func run(o options) error {
 	}
 	allTime := time.Since(pubStart)
 	cpu1 := cpuNow(o.pid)
+	core1 := coreTicks(o.serverCPU)
 	proc1 := procs.ticks()
 	stopReaders()
 	for _, r := range readers {
@@ -699,6 +742,9 @@ func run(o options) error {
 	}
 	if len(procs) > 0 {
 		fmt.Printf("  %s\n", procs.report(proc0, proc1, int64(recv), int64(posted)))
+	}
+	if o.serverCPU >= 0 {
+		fmt.Printf("  %s\n", coreReport(o.serverCPU, core0, core1, int64(recv), int64(posted)))
 	}
 	fmt.Printf("  server RSS %d MiB (%.2f KiB per connection over the start)\n", rssKB(o.pid)>>10, float64(rssKB(o.pid)-rssBefore)/float64(o.conns))
 	if err := firstErr(clients); err != nil {

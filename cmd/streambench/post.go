@@ -30,7 +30,9 @@ type apiPoster struct {
 // limits no benchmark reaches (`apibench -print-server-env`).
 func newAPIPoster(ctx context.Context, base string, n int) (*apiPoster, error) {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: 256, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+		MaxIdleConnsPerHost: 256, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialIn(ctx, &net.Dialer{Timeout: 5 * time.Second}, network, addr)
+		}}}
 	p := &apiPoster{errs: map[string]int{}}
 	stamp := time.Now().UnixNano() % 1e9
 	for i := range n {

@@ -53,3 +53,23 @@ func TestDeferredDeliveriesSettle(t *testing.T) {
 		t.Fatalf("first %d, max %s", tl.first[1], tl.lat.quantile(1))
 	}
 }
+
+func TestCoreTicksInCountsBusyNotIdle(t *testing.T) {
+	stat := []byte("cpu  99 0 99 99 0 0 0 0 0 0\n" +
+		"cpu0 10 1 20 1000 50 3 4 5 0 0\n" +
+		"cpu1 7 0 8 2000 9 0 0 0 0 0\n" +
+		"intr 12345\n")
+	// user+nice+system+irq+softirq+steal; idle (1000) and iowait (50) are not busy.
+	if got := coreTicksIn(stat, 0); got != 43 {
+		t.Errorf("cpu0 busy = %d ticks, want 43", got)
+	}
+	if got := coreTicksIn(stat, 1); got != 15 {
+		t.Errorf("cpu1 busy = %d ticks, want 15", got)
+	}
+	if got := coreTicksIn(stat, 2); got != 0 {
+		t.Errorf("a CPU not in the file: %d ticks, want 0", got)
+	}
+	if got := coreReport(0, 100, 130, 1000, 10); got != "server core (CPU 0) busy per delivery: 300.00 µs; per post: 30000.00 µs" {
+		t.Errorf("coreReport = %q", got)
+	}
+}
