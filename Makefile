@@ -61,6 +61,7 @@ lint: ## gofmt and go vet (also the real-node test, behind its build tag)
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags realnode ./test/realnode/
 	cd test/monitoring && $(GO) vet ./...
+	cd hack/seccomp && $(GO) vet ./...
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)

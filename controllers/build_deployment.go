@@ -161,7 +161,7 @@ func buildContainer(room *chatrv1.ChatRoom, c chatrv1.Component) corev1.Containe
 			AllowPrivilegeEscalation: ptr(false),
 			ReadOnlyRootFilesystem:   ptr(true),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			SeccompProfile:           containerSeccomp(room, c),
 		},
 		VolumeMounts:             []corev1.VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -222,4 +222,14 @@ func buildEnv(room *chatrv1.ChatRoom, c chatrv1.Component) []corev1.EnvVar {
 // operator's defaults apply (a room without requests would be scheduled blind).
 func isEmptyResources(r corev1.ResourceRequirements) bool {
 	return len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0
+}
+
+// containerSeccomp is a container's seccomp profile: the runtime's default,
+// or for the streamer the profile its spec names (a Localhost profile that
+// allows io_uring, for its batched writes).
+func containerSeccomp(room *chatrv1.ChatRoom, c chatrv1.Component) *corev1.SeccompProfile {
+	if sp := room.Spec.Streamer.SeccompProfile; c == chatrv1.ComponentStreamer && sp != nil && sp.Type == corev1.SeccompProfileTypeLocalhost {
+		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr(sp.LocalhostProfile)}
+	}
+	return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
 }

@@ -137,3 +137,39 @@ func TestBuildDeployment(t *testing.T) {
 		})
 	}
 }
+
+// spec.streamer.seccompProfile reaches the streamer container only: a
+// Localhost profile (io_uring allowed) there, the runtime's default for the
+// pod and for the other components.
+func TestStreamerSeccompProfile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sp   *chatrv1.SeccompProfile
+		want corev1.SeccompProfile
+	}{
+		{"unset", nil, corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		{"runtime default", &chatrv1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		{"localhost", &chatrv1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: "chatr/chatr-streamer.json"},
+			corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr("chatr/chatr-streamer.json")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			room := defaultedRoom(func(r *chatrv1.ChatRoom) { r.Spec.Streamer.SeccompProfile = tc.sp })
+			for _, c := range []chatrv1.Component{chatrv1.ComponentAPI, chatrv1.ComponentStreamer, chatrv1.ComponentVerifier} {
+				pod := buildDeployment(room, c, podHashes{}).Spec.Template.Spec
+				if got := *pod.SecurityContext.SeccompProfile; got.Type != corev1.SeccompProfileTypeRuntimeDefault || got.LocalhostProfile != nil {
+					t.Errorf("%s: pod profile %+v, want RuntimeDefault", c, got)
+				}
+				want := corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+				if c == chatrv1.ComponentStreamer {
+					want = tc.want
+				}
+				got := *pod.Containers[0].SecurityContext.SeccompProfile
+				if got.Type != want.Type || (got.LocalhostProfile == nil) != (want.LocalhostProfile == nil) ||
+					(got.LocalhostProfile != nil && *got.LocalhostProfile != *want.LocalhostProfile) {
+					t.Errorf("%s: container profile %+v, want %+v", c, got, want)
+				}
+			}
+		})
+	}
+}

@@ -67,6 +67,21 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"room name too long for its Services", strings.Repeat("a", 51), func(*chatrv1.ChatRoom) {},
 			"at most 50 characters"},
 		{"room name with a dot", "a.b", func(*chatrv1.ChatRoom) {}, "starting with a letter"},
+		{"seccomp Unconfined", "r15", func(r *chatrv1.ChatRoom) {
+			r.Spec.Streamer.SeccompProfile = &chatrv1.SeccompProfile{Type: "Unconfined"}
+		}, `spec.streamer.seccompProfile.type: Unsupported value: "Unconfined"`},
+		{"seccomp Localhost without a file", "r16", func(r *chatrv1.ChatRoom) {
+			r.Spec.Streamer.SeccompProfile = &chatrv1.SeccompProfile{Type: "Localhost"}
+		}, "seccompProfile.localhostProfile is required with type Localhost"},
+		{"seccomp file with the runtime default", "r17", func(r *chatrv1.ChatRoom) {
+			r.Spec.Streamer.SeccompProfile = &chatrv1.SeccompProfile{Type: "RuntimeDefault", LocalhostProfile: "a.json"}
+		}, "not allowed otherwise"},
+		{"seccomp file outside the kubelet's folder", "r18", func(r *chatrv1.ChatRoom) {
+			r.Spec.Streamer.SeccompProfile = &chatrv1.SeccompProfile{Type: "Localhost", LocalhostProfile: "chatr/../../etc/x.json"}
+		}, "without . or .."},
+		{"seccomp file an absolute path", "r19", func(r *chatrv1.ChatRoom) {
+			r.Spec.Streamer.SeccompProfile = &chatrv1.SeccompProfile{Type: "Localhost", LocalhostProfile: "/etc/x.json"}
+		}, "spec.streamer.seccompProfile.localhostProfile in body should match"},
 		{"ingress host not a host", "r14", func(r *chatrv1.ChatRoom) { r.Spec.Ingress = &chatrv1.IngressSpec{Host: "https://x"} },
 			"spec.ingress.host"},
 	}

@@ -4,6 +4,8 @@
 #   manifests   config/crd/bases, config/rbac/role.yaml,  (make manifests)
 #               and the Helm chart's copies of both; the Prometheus
 #               Operator's CRDs for the tests (test/crds)
+#   seccomp     config/seccomp/chatr-streamer.json: containerd's default
+#               profile plus io_uring, from containerd's module (hack/seccomp)
 # controller-gen is the module's tool dependency (go tool controller-gen).
 #
 #   hack/generate-operator.sh [generate|manifests|all]
@@ -57,9 +59,22 @@ monitoring_crds() {
   rm -rf "$tmp"
 }
 
+# The streamer's opt-in seccomp profile (hack/seccomp/main.go says what is in
+# it). Written on amd64 only: containerd takes the architecture's system calls
+# from the binary that runs.
+seccomp_profile() {
+  if [[ $($GO env GOARCH) != amd64 ]]; then
+    echo "generate: config/seccomp/chatr-streamer.json is generated on amd64; left as it is" >&2
+    return
+  fi
+  local out=config/seccomp/chatr-streamer.json
+  (cd hack/seccomp && $GO run .) >"$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
 case $what in
   generate) generate ;;
-  manifests) manifests; monitoring_crds ;;
-  all) generate; manifests; monitoring_crds ;;
+  manifests) manifests; monitoring_crds; seccomp_profile ;;
+  all) generate; manifests; monitoring_crds; seccomp_profile ;;
   *) echo "usage: $0 [generate|manifests|all]" >&2; exit 2 ;;
 esac

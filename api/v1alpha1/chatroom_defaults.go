@@ -88,6 +88,9 @@ func (r *ChatRoom) SetDefaults() {
 	st := &s.Streamer
 	setIfEmpty(&st.MaxConnectionsPerPod, DefaultMaxConnectionsPerPod)
 	setDurIfNil(&st.DrainTime, DefaultDrainTime)
+	if st.SeccompProfile == nil {
+		st.SeccompProfile = &SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
 	as := &st.Autoscaling
 	setIfEmpty(&as.MinReplicas, DefaultMinStreamers)
 	setIfEmpty(&as.MaxReplicas, DefaultMaxStreamers)

@@ -371,6 +371,37 @@ type StreamerSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Autoscaling StreamerAutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// seccompProfile is the streamer container's seccomp profile. The
+	// default, RuntimeDefault, is the container runtime's own; containerd
+	// 2.0 and later refuse io_uring there, so the streamer writes with one
+	// writev per socket instead of batches. Localhost names a profile file
+	// on every node that may run the streamer, relative to the kubelet's
+	// seccomp folder (/var/lib/kubelet/seccomp): config/seccomp/chatr-streamer.json
+	// is containerd's default plus io_uring_setup and io_uring_enter.
+	// Unconfined is not accepted.
+	// +kubebuilder:default={type: RuntimeDefault}
+	// +optional
+	SeccompProfile *SeccompProfile `json:"seccompProfile,omitempty"`
+}
+
+// SeccompProfile is the seccomp profile of one component's container.
+//
+// +kubebuilder:validation:XValidation:rule="self.type == 'Localhost' ? has(self.localhostProfile) : !has(self.localhostProfile)",message="seccompProfile.localhostProfile is required with type Localhost and not allowed otherwise"
+type SeccompProfile struct {
+	// type is RuntimeDefault (the container runtime's default profile) or
+	// Localhost (a profile file on the node).
+	// +kubebuilder:validation:Enum=RuntimeDefault;Localhost
+	Type corev1.SeccompProfileType `json:"type"`
+
+	// localhostProfile is the profile file's path relative to the kubelet's
+	// seccomp folder, such as chatr/chatr-streamer.json; with type Localhost only.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '..' || p == '.')",message="seccompProfile.localhostProfile must be a path below the kubelet's seccomp folder, without . or .."
+	// +optional
+	LocalhostProfile string `json:"localhostProfile,omitempty"`
 }
 
 // StreamerAutoscalingSpec tunes the operator's own streamer autoscaler, which

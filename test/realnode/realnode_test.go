@@ -92,6 +92,7 @@ func TestRealNode(t *testing.T) {
 		{"room-ready", s.roomReady},
 		{"as-a-user", s.asUser},
 		{"security-context", s.securityContext},
+		{"streamer-seccomp-profile", s.streamerSeccomp},
 		{"network-policies", s.networkPolicies},
 		{"readiness-follows-redis", s.readinessFollowsRedis},
 		{"drain-scale-down-and-rollout", s.drainAndRollout},
@@ -387,6 +388,101 @@ func (s *suite) securityContext(t *testing.T) {
 	}
 	s.figs.add("security context checked in the kernel for %d containers: uid/gid 65532, no capabilities, no_new_privs, seccomp filter, read-only root", checked)
 	s.figs.add("streamer pods' socket writes under the runtime's default seccomp profile: %v", writes)
+}
+
+// streamerSeccomp proves spec.streamer.seccompProfile on the node: the
+// streamer pods roll to a Localhost profile from the kubelet's seccomp
+// folder, and take the write path that profile allows. First a control, the
+// shipped profile without its io_uring rule (what containerd 2.x's
+// RuntimeDefault allows): the pods must fall back to writev, which shows the
+// file is what filters them. Then config/seccomp/chatr-streamer.json as
+// shipped: io_uring batches. The room keeps the shipped profile after this.
+func (s *suite) streamerSeccomp(t *testing.T) {
+	ctx := context.Background()
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "config", "seccomp", "chatr-streamer.json"))
+	must(t, err)
+	var prof map[string]any
+	must(t, json.Unmarshal(shipped, &prof))
+	var kept []any
+	dropped := 0
+	for _, r := range prof["syscalls"].([]any) {
+		names, _ := r.(map[string]any)["names"].([]any)
+		uring := false
+		for _, n := range names {
+			uring = uring || strings.HasPrefix(n.(string), "io_uring_")
+		}
+		if uring {
+			dropped++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	if dropped != 1 {
+		t.Fatalf("config/seccomp/chatr-streamer.json has %d io_uring rules, want 1", dropped)
+	}
+	prof["syscalls"] = kept
+	control, err := json.Marshal(prof)
+	must(t, err)
+	dir := s.n.path("kubelet", "seccomp", "chatr")
+	must(t, os.MkdirAll(dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "chatr-streamer.json"), shipped, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "without-io-uring.json"), control, 0o644))
+
+	room := &chatrv1.ChatRoom{ObjectMeta: metav1.ObjectMeta{Name: roomName}}
+	for _, step := range []struct{ file, want string }{
+		{"chatr/without-io-uring.json", "writev"},
+		{"chatr/chatr-streamer.json", "io_uring batches"},
+	} {
+		start := time.Now()
+		s.updateRoom(t, func(cr *chatrv1.ChatRoom) {
+			cr.Spec.Streamer.SeccompProfile = &chatrv1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: step.file}
+		})
+		var pods []corev1.Pod
+		eventually(t, "streamer pods on "+step.file, 4*time.Minute, func() error {
+			var list corev1.PodList
+			if err := s.cl.List(ctx, &list, client.InNamespace(roomNS), client.MatchingLabels(room.SelectorLabels(chatrv1.ComponentStreamer))); err != nil {
+				return err
+			}
+			pods = nil
+			for _, p := range list.Items {
+				sp := p.Spec.Containers[0].SecurityContext.SeccompProfile
+				if sp == nil || sp.Type != corev1.SeccompProfileTypeLocalhost || sp.LocalhostProfile == nil || *sp.LocalhostProfile != step.file {
+					return fmt.Errorf("%s still there (%v)", p.Name, sp)
+				}
+				if p.DeletionTimestamp != nil || !podReady(&p) {
+					return fmt.Errorf("%s not ready yet", p.Name)
+				}
+				pods = append(pods, p)
+			}
+			if len(pods) < 2 {
+				return fmt.Errorf("%d streamer pods, want at least 2", len(pods))
+			}
+			return nil
+		})
+		for _, p := range pods {
+			switch log := s.n.podLog(roomNS, p.Name); {
+			case strings.Contains(log, "stream writes use writev"):
+				if step.want != "writev" {
+					t.Errorf("%s on %s writes with writev: %s", p.Name, step.file, lastLines(log, 5))
+				}
+			case strings.Contains(log, "serving"):
+				if step.want != "io_uring batches" {
+					t.Errorf("%s on %s writes with io_uring: the profile did not filter it", p.Name, step.file)
+				}
+			default:
+				t.Errorf("%s: no start log: %s", p.Name, lastLines(log, 5))
+			}
+			pid, err := s.n.containerPID(p.Status.ContainerStatuses[0].ContainerID)
+			if err != nil {
+				t.Errorf("%s: %v", p.Name, err)
+				continue
+			}
+			if problems := kernelView(pid); len(problems) > 0 {
+				t.Errorf("%s (pid %d): %s", p.Name, pid, strings.Join(problems, "; "))
+			}
+		}
+		s.figs.add("streamer pods on Localhost profile %s: %d pods, all %s, rolled in %.1fs", step.file, len(pods), step.want, time.Since(start).Seconds())
+	}
 }
 
 // kernelView lists what is wrong with a container process: its ids, its
@@ -1037,4 +1133,10 @@ func (s *suite) installKustomize(t *testing.T) {
 func seq(m *chatr.Message) int64 {
 	n, _ := m.Seq()
 	return n
+}
+
+// lastLines is the end of a log, for a failure message.
+func lastLines(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
