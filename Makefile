@@ -73,7 +73,7 @@ bench: ## run the benchmark programs and print their figures
 	@hack/bench.sh
 
 .PHONY: bench-compare
-bench-compare: ## the pinned benchmark: servers (api, streamer, Postgres, Redis) on CPU 0, load tool on CPU 1; medians of RUNS (5) interleaved runs with CPU per delivery and per post
+bench-compare: ## the pinned benchmark: servers (api, streamer, Postgres, Redis) on CPU 0, load tool on CPU 1 behind a veth pair; medians of RUNS (5) interleaved runs with CPU per delivery and per post; COMPARE=centrifugo adds Centrifugo side by side
 	@hack/services.sh
 	@hack/bench-compare.sh
 

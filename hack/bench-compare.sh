@@ -30,6 +30,11 @@
 #   where the server's every send also runs the client's TCP receive, and
 #   the server is charged for it (the clients' acknowledgements run the
 #   server's receive in the tool, the other way round).
+#   COMPARE=centrifugo adds the same three cases against Centrifugo v6.9.1
+#   (hack/centrifugo.sh builds it once) with its Redis engine on the same
+#   Redis, also on CPU 0: cases cf1000x10, cf5000x2, cf5000x50. Its streams
+#   are its unidirectional SSE, its posts its HTTP API's publish, its channel
+#   keeps a history (as chatr keeps its messages, for resuming streams).
 #   PROFILE=DIR first makes one extra run per case, not counted, recording
 #   the streamer's and the API's CPU profiles (go tool pprof DIR/NAME.streamer.pprof).
 set -euo pipefail
@@ -45,6 +50,11 @@ cases=${CASES:-"c1000x10:1000:10 c5000x2:5000:2 c5000x50:5000:50"}
 # A name with "direct" publishes like the API (insert, then publish) without
 # it: the fan-out latency then runs from the commit, the streamer's own part.
 if [[ ${BUSY:-0} == 1 ]]; then cases+=" c1000x10busy:1000:10 c1000x10directbusy:1000:10"; fi
+case ${COMPARE:-} in
+"") ;;
+centrifugo) cases+=" cf1000x10:1000:10 cf5000x2:5000:2 cf5000x50:5000:50"; centrifugo_bin=$(hack/centrifugo.sh) ;;
+*) echo "COMPARE=$COMPARE: only centrifugo is known" >&2; exit 1 ;;
+esac
 
 out=$(mktemp -d)
 go build -o "$out/chatrd" ./cmd/chatrd
@@ -127,6 +137,27 @@ for addr in $api $streamer; do
 done
 redis_pid=$(pgrep -x redis-server | head -1)
 procs="streamer=$streamer_pid,api=$api_pid,redis=$redis_pid,postgres=comm:postgres"
+cf_pid= cf_key= cf_secret=
+if [[ -n ${centrifugo_bin:-} ]]; then
+  cf_key=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n') cf_secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  cat >"$out/centrifugo.json" <<JSON
+{
+  "http_server": {"address": "$host", "port": 18096},
+  "log": {"level": "warn"},
+  "health": {"enabled": true},
+  "client": {"token": {"hmac_secret_key": "$cf_secret"}},
+  "http_api": {"key": "$cf_key"},
+  "uni_sse": {"enabled": true},
+  "channel": {"without_namespace": {"history_size": 1000, "history_ttl": "300s"}},
+  "engine": {"type": "redis", "redis": {"address": ["redis://127.0.0.1:6379"], "prefix": "cf$schema"}}
+}
+JSON
+  taskset -c 0 "$centrifugo_bin" --config "$out/centrifugo.json" &
+  cf_pid=$!; pids+=("$cf_pid")
+  for _ in $(seq 1 100); do curl -fsS "http://$host:18096/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fsS "http://$host:18096/health" >/dev/null
+  echo "centrifugo $("$centrifugo_bin" version 2>/dev/null | head -1) on CPU 0 (pid $cf_pid), Redis engine"
+fi
 writes=$(curl -fsS "http://$streamer/metrics" | awk '$1 == "chatr_streamer_batched_writes" {print ($2 == 1 ? "io_uring batches" : "writev")}')
 echo "servers on CPU 0 (streamer $streamer_pid writing with ${writes:-?}, api $api_pid, redis $redis_pid, postgres), streambench on CPU 1; $runs runs of $dur per case"
 case $net in
@@ -138,6 +169,12 @@ esac
 one_run() {
   local via=(-api "http://$api")
   if [[ $1 == *direct* ]]; then via=(); fi
+  if [[ $1 == cf* ]]; then
+    taskset -c 1 "$out/streambench" -target centrifugo -url "http://$host:18096" -pid "$cf_pid" \
+      -centrifugo-api-key "$cf_key" -centrifugo-secret "$cf_secret" "${tool_net[@]}" -server-cpu 0 \
+      -mode latency -conns "$2" -rate "$3" -duration "$dur" -procs "centrifugo=$cf_pid,redis=$redis_pid" | tee "$4" || true
+    return
+  fi
   taskset -c 1 "$out/streambench" -url "http://$streamer" -pid "$streamer_pid" "${via[@]}" "${tool_net[@]}" -server-cpu 0 \
     -mode latency -conns "$2" -rate "$3" -duration "$dur" -procs "$procs" | tee "$4" || true
 }
@@ -184,9 +221,17 @@ for c in $cases; do
   echo "$name ($conns clients, $rate posts/s): exact delivery in $exact of $runs runs"
   echo "  fan-out p50 $(stat "$name" 'latency p50 [^ ]+ p99 [^ ]+' 3 ms) ms, p99 $(stat "$name" 'latency p50 [^ ]+ p99 [^ ]+' 5 ms) ms"
   echo "  POST p50 $(stat "$name" 'open loop\): p50 [^ ]+ p99 [^ ]+' 4 ms) ms, p99 $(stat "$name" 'open loop\): p50 [^ ]+ p99 [^ ]+' 6 ms) ms"
-  echo "  server µs per delivery: all $(stat "$name" 'per delivery: all [0-9.]+' 4), streamer $(stat "$name" 'per delivery: all [0-9.]+ µs, streamer [0-9.]+' 0)"
+  if [[ $name == cf* ]]; then
+    echo "  server µs per delivery: all $(stat "$name" 'per delivery: all [0-9.]+' 4), centrifugo $(stat "$name" 'per delivery: all [0-9.]+ µs, centrifugo [0-9.]+' 0)"
+  else
+    echo "  server µs per delivery: all $(stat "$name" 'per delivery: all [0-9.]+' 4), streamer $(stat "$name" 'per delivery: all [0-9.]+ µs, streamer [0-9.]+' 0)"
+  fi
   if [[ $name != *busy ]]; then
     echo "  CPU 0 busy µs per delivery (every process and interrupt there): $(stat "$name" 'CPU 0\) busy per delivery: [0-9.]+' 0)"
+  fi
+  if [[ $name == cf* ]]; then
+    echo "  server µs per post: all $(stat "$name" 'per post: all [0-9.]+' 4), centrifugo $(stat "$name" 'per post: all [^;]*centrifugo [0-9.]+' 0), redis $(stat "$name" 'per post: all [^;]*redis [0-9.]+' 0)"
+    continue
   fi
   echo "  server µs per post: all $(stat "$name" 'per post: all [0-9.]+' 4), api $(stat "$name" 'per post: all [^;]*api [0-9.]+' 0), postgres $(stat "$name" 'per post: all [^;]*postgres [0-9.]+' 0), redis $(stat "$name" 'per post: all [^;]*redis [0-9.]+' 0)"
 done

@@ -23,6 +23,11 @@
 // streamers and load processes (hack/bench-fleet.sh, listen.go): listen (C
 // streams over several streamers, checked and timed through phases of
 // broadcasts), post (publish at a rate) and merge (add up the listeners).
+//
+// -netns runs the tool's side of every connection in a network namespace
+// of its own (the servers' CPU then excludes the clients' kernel receive
+// work; hack/bench-compare.sh sets it up), and -target centrifugo loads
+// Centrifugo instead of chatr with the same checks and figures.
 package main
 
 import (
@@ -78,6 +83,9 @@ type options struct {
 	netns          string
 	sourceNet      string
 	serverCPU      int
+	target         string
+	cfKey          string
+	cfSecret       string
 }
 
 func main() {
@@ -109,6 +117,9 @@ func main() {
 	fs.StringVar(&o.netns, "netns", "", "open the streams and the posts' connections from inside this network namespace (a path such as /run/netns/NAME); Postgres and Redis are reached from where the tool runs")
 	fs.StringVar(&o.sourceNet, "source-net", "", "take the source addresses from this /16 (e.g. 10.214.0.0/16, routed to the client's side) instead of 127.0.0.0/8")
 	fs.IntVar(&o.serverCPU, "server-cpu", -1, "latency mode: the CPU the server side is pinned to; its busy time (every process and interrupt on it) is reported per delivery and per post")
+	fs.StringVar(&o.target, "target", "chatr", "the server under test: chatr (streamer at -url; posts through -api or directly) or centrifugo (Centrifugo at -url: its unidirectional SSE and its HTTP API; centrifugo.go)")
+	fs.StringVar(&o.cfKey, "centrifugo-api-key", "", "-target centrifugo: the HTTP API key")
+	fs.StringVar(&o.cfSecret, "centrifugo-secret", "", "-target centrifugo: the HMAC key its connection tokens are signed with")
 	flag.Parse()
 	if o.sources <= 0 {
 		o.sources = max(1, o.conns/5)
@@ -284,7 +295,7 @@ func open(u *url.URL, src *net.TCPAddr, lastID int64) (fd int, rest []byte, now 
 	if lastID > 0 {
 		resume = "Last-Event-ID: " + strconv.FormatInt(lastID, 10) + "\r\n"
 	}
-	if _, err := fmt.Fprintf(nc, "GET /api/stream HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", u.Host, resume); err != nil {
+	if _, err := fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", streamPath, u.Host, resume); err != nil {
 		_ = nc.Close()
 		return -1, nil, 0, err
 	}
@@ -494,11 +505,28 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	st, b, agent, closeRoom, err := openRoom(ctx, o.common, "bench")
-	if err != nil {
-		return err
+	var (
+		st    *store.Store
+		b     *bus.Bus
+		agent store.Agent
+	)
+	switch o.target {
+	case "chatr":
+		var closeRoom func()
+		if st, b, agent, closeRoom, err = openRoom(ctx, o.common, "bench"); err != nil {
+			return err
+		}
+		defer closeRoom()
+	case "centrifugo":
+		if o.mode != "latency" && o.mode != "idle" {
+			return errors.New("-target centrifugo runs -mode latency or idle")
+		}
+		if err := useCentrifugo(o); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("-target %q: want chatr or centrifugo", o.target)
 	}
-	defer closeRoom()
 
 	rssBefore := rssKB(o.pid)
 	scansBefore := messageScans(ctx, st)
@@ -523,6 +551,8 @@ func run(o options) error {
 	clients := make([]*client, o.conns)
 	for i := range clients {
 		clients[i] = &client{fd: -1, historyGot: make(chan struct{})}
+		// Centrifugo's ids are the offsets its lines carry (centrifugo.go).
+		clients[i].p.times = o.target == "centrifugo"
 	}
 	readers := make([]*reader, max(1, o.readers))
 	for i := range readers {
@@ -618,14 +648,21 @@ func run(o options) error {
 		return nil
 	}
 
-	lastID, err := st.Counters(ctx)
-	if err != nil {
-		stopReaders()
-		return err
+	var poster *openLoop
+	if o.target == "centrifugo" {
+		// A fresh channel's offsets start at 1; they come with the answers.
+		sent.base.Store(1)
+		sent.deferred = true
+		poster = newCentrifugoPoster(o.url, o.cfKey)
+	} else {
+		lastID, err := st.Counters(ctx)
+		if err != nil {
+			stopReaders()
+			return err
+		}
+		sent.base.Store(lastID.LastMessageID + 1)
 	}
-	sent.base.Store(lastID.LastMessageID + 1)
-	var poster *apiPoster
-	if o.api != "" {
+	if o.api != "" && poster == nil {
 		if o.mode != "latency" {
 			stopReaders()
 			return errors.New("-api posts at a fixed rate: use it with -mode latency")
@@ -808,6 +845,9 @@ func firstErr(cs []*client) error {
 // messageScans is how often the room's messages table was scanned (Postgres
 // statistics): the connect test shows it does not move.
 func messageScans(ctx context.Context, st *store.Store) int64 {
+	if st == nil {
+		return 0
+	}
 	var n int64
 	_ = st.Pool().QueryRow(ctx, `SELECT coalesce(seq_scan,0) + coalesce(idx_scan,0) FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'messages'`, st.Schema()).Scan(&n)
 	return n

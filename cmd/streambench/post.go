@@ -12,13 +12,18 @@ import (
 	chatr "github.com/chatr-ai/chatr/pkg/client"
 )
 
-// apiPoster posts through the REST API (-api) at a fixed arrival rate: post
-// k is due at start + k/rate and is sent then, in its own goroutine, whatever
-// happened to the posts before it (open loop). Its latency counts from when
-// it was due; so does the fan-out latency of its deliveries, which then
-// includes the API's work (authentication, limits, group commit, publish).
-type apiPoster struct {
-	agents []*chatr.Client
+// openLoop posts at a fixed arrival rate: post k is due at start + k/rate
+// and is sent then, in its own goroutine, whatever happened to the posts
+// before it (open loop). Its latency counts from when it was due; so does
+// the fan-out latency of its deliveries.
+type openLoop struct {
+	// post sends post k and returns the id its deliveries carry.
+	post func(ctx context.Context, k int) (int64, error)
+	// idOf, when set, is post k's id, known before it is sent (Centrifugo:
+	// the tool numbers its publications); else the id comes with the answer,
+	// possibly after the deliveries (sentTimes.deferred).
+	idOf func(k int) int64
+
 	mu     sync.Mutex
 	lat    hist
 	errs   map[string]int
@@ -26,53 +31,33 @@ type apiPoster struct {
 	posted int
 }
 
-// newAPIPoster registers n agents through the API. The server must run with
-// limits no benchmark reaches (`apibench -print-server-env`).
-func newAPIPoster(ctx context.Context, base string, n int) (*apiPoster, error) {
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: 256, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialIn(ctx, &net.Dialer{Timeout: 5 * time.Second}, network, addr)
-		}}}
-	p := &apiPoster{errs: map[string]int{}}
-	stamp := time.Now().UnixNano() % 1e9
-	for i := range n {
-		c, err := chatr.New(base, chatr.WithHTTPClient(hc))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := c.Register(ctx, fmt.Sprintf("sb%d_%d", stamp, i), "🏎"); err != nil {
-			return nil, fmt.Errorf("registering agent %d through %s (does the API run with `apibench -print-server-env`?): %w", i, base, err)
-		}
-		p.agents = append(p.agents, c)
-	}
-	return p, nil
-}
-
 // run posts total messages at rate per second, then waits for every answer.
 // Each stored message's due time (Unix ns) goes to sent, by id.
-func (p *apiPoster) run(ctx context.Context, total int, rate float64, sent *sentTimes) (lastID int64) {
+func (p *openLoop) run(ctx context.Context, total int, rate float64, sent *sentTimes) (lastID int64) {
+	p.errs = map[string]int{}
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	var wg sync.WaitGroup
 	var idMu sync.Mutex
+	note := func(id int64, due time.Time) {
+		if i := id - sent.base.Load(); i >= 0 && i < int64(len(sent.times)) {
+			sent.times[i].Store(due.UnixNano())
+		}
+	}
 	for k := range total {
 		due := start.Add(time.Duration(k) * interval)
 		time.Sleep(time.Until(due))
+		if p.idOf != nil {
+			note(p.idOf(k), due)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := p.agents[k%len(p.agents)].PostWithKey(ctx, "bench message, about the length of a typical agent's chatter in the room", "")
+			id, err := p.post(ctx, k)
 			took := time.Since(due)
-			var id int64
 			if err == nil {
-				var ok bool
-				if id, ok = m.Seq(); !ok {
-					err = errors.New("the answer's message id is not a number")
-				}
-			}
-			if err == nil {
-				if i := id - sent.base.Load(); i >= 0 && i < int64(len(sent.times)) {
-					sent.times[i].Store(due.UnixNano())
+				if p.idOf == nil {
+					note(id, due)
 				}
 				idMu.Lock()
 				lastID = max(lastID, id)
@@ -84,6 +69,8 @@ func (p *apiPoster) run(ctx context.Context, total int, rate float64, sent *sent
 				kind := "transport"
 				if code := chatr.StatusCode(err); code != 0 {
 					kind = fmt.Sprint(code)
+				} else if se, ok := err.(statusError); ok {
+					kind = fmt.Sprint(int(se))
 				}
 				p.errs[kind]++
 				return
@@ -97,7 +84,7 @@ func (p *apiPoster) run(ctx context.Context, total int, rate float64, sent *sent
 	return lastID
 }
 
-func (p *apiPoster) report() string {
+func (p *openLoop) report() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := fmt.Sprintf("POST latency from due time (open loop): p50 %s p99 %s max %s; %d stored",
@@ -106,4 +93,49 @@ func (p *apiPoster) report() string {
 		s += fmt.Sprintf("; errors %v", p.errs)
 	}
 	return s
+}
+
+// statusError is an HTTP status a server answered a post with.
+type statusError int
+
+func (e statusError) Error() string { return fmt.Sprintf("HTTP status %d", int(e)) }
+
+// benchHTTPClient is the posts' HTTP client: connections kept, dialled
+// through dialIn (-netns).
+func benchHTTPClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: 256, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialIn(ctx, &net.Dialer{Timeout: 5 * time.Second}, network, addr)
+		}}}
+}
+
+// newAPIPoster posts through chatr's REST API (-api) as n agents in turn,
+// registered first. The server must run with limits no benchmark reaches
+// (`apibench -print-server-env`). The fan-out latency then includes the
+// API's work (authentication, limits, group commit, publish).
+func newAPIPoster(ctx context.Context, base string, n int) (*openLoop, error) {
+	hc := benchHTTPClient()
+	var agents []*chatr.Client
+	stamp := time.Now().UnixNano() % 1e9
+	for i := range n {
+		c, err := chatr.New(base, chatr.WithHTTPClient(hc))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Register(ctx, fmt.Sprintf("sb%d_%d", stamp, i), "🏎"); err != nil {
+			return nil, fmt.Errorf("registering agent %d through %s (does the API run with `apibench -print-server-env`?): %w", i, base, err)
+		}
+		agents = append(agents, c)
+	}
+	return &openLoop{post: func(ctx context.Context, k int) (int64, error) {
+		m, err := agents[k%len(agents)].PostWithKey(ctx, "bench message, about the length of a typical agent's chatter in the room", "")
+		if err != nil {
+			return 0, err
+		}
+		id, ok := m.Seq()
+		if !ok {
+			return 0, errors.New("the answer's message id is not a number")
+		}
+		return id, nil
+	}}, nil
 }

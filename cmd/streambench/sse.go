@@ -17,9 +17,9 @@ import (
 // more bytes of state, and no allocation.
 type parser struct {
 	state uint8
-	size  int64 // chunk bytes still to come (stData), or the size being read
-	line  [32]byte
-	n     int // bytes of the current line kept in line
+	size  int64    // chunk bytes still to come (stData), or the size being read
+	line  [64]byte // enough for Centrifugo's publication prefix and its id
+	n     int      // bytes of the current line kept in line
 	id    int64
 	ended bool
 	times bool
@@ -28,7 +28,9 @@ type parser struct {
 	at    int64 // the time's digits read so far
 }
 
-// timeMarker precedes the send time in a message's JSON. A JSON string
+// timeMarker precedes the number the parser reads from each line (with
+// times set): the send time in a message's JSON (listen mode), or with
+// -target centrifugo a publication's offset (setMarker). A JSON string
 // escapes its quotes, so the marker cannot appear inside another field's
 // value, nor inside the content itself.
 var timeMarker = []byte(`"content":"bench t=`)
@@ -36,20 +38,29 @@ var timeMarker = []byte(`"content":"bench t=`)
 // markerNext[i] is the length of the longest proper prefix of
 // timeMarker[:i+1] that is also its suffix (the Knuth-Morris-Pratt
 // failure function), so that a match split across reads is never missed.
-var markerNext = func() []int {
-	f := make([]int, len(timeMarker))
+var markerNext = failure(timeMarker)
+
+// setMarker makes m the marker of the number read from each line; before
+// any stream is parsed.
+func setMarker(m string) {
+	timeMarker = []byte(m)
+	markerNext = failure(timeMarker)
+}
+
+func failure(pat []byte) []int {
+	f := make([]int, len(pat))
 	k := 0
-	for i := 1; i < len(timeMarker); i++ {
-		for k > 0 && timeMarker[i] != timeMarker[k] {
+	for i := 1; i < len(pat); i++ {
+		for k > 0 && pat[i] != pat[k] {
 			k = f[k-1]
 		}
-		if timeMarker[i] == timeMarker[k] {
+		if pat[i] == pat[k] {
 			k++
 		}
 		f[i] = k
 	}
 	return f
-}()
+}
 
 const (
 	tSearch = iota // looking for timeMarker
@@ -239,5 +250,10 @@ func (p *parser) endLine(onLine func(lineKind, int64, int64)) {
 		onLine(lineHistory, p.id, 0)
 	case bytes.HasPrefix(l, msgPrefix):
 		onLine(lineMessage, p.id, at)
+	case bytes.HasPrefix(l, cfConnectPrefix):
+		onLine(lineHistory, 0, 0)
+	case cfPubPrefix != nil && bytes.HasPrefix(l, cfPubPrefix):
+		// The publication's offset, its place in the channel's order.
+		onLine(lineMessage, at, 0)
 	}
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // chunked frames events the way the streamer does: one HTTP chunk each.
@@ -116,5 +120,60 @@ func TestParserTimeAllocatesNothing(t *testing.T) {
 	}
 	if sinkAt != 1700000000123456789 {
 		t.Fatalf("time %d", sinkAt)
+	}
+}
+
+// Centrifugo's unidirectional SSE (-target centrifugo): the connect reply
+// stands for the history, a publication on the run's channel is a message
+// whose id is its offset; other channels and pings are not messages.
+func TestParserReadsCentrifugoStreams(t *testing.T) {
+	oldMarker, oldPrefix := timeMarker, cfPubPrefix
+	t.Cleanup(func() { setMarker(string(oldMarker)); cfPubPrefix = oldPrefix })
+	cfPubPrefix = []byte(`data: {"channel":"bench1","pub":{"data":`)
+	setMarker(`"offset":`)
+	body := chunked("\r\n",
+		`data: {"connect":{"client":"c1","version":"6.9.1","subs":{"bench1":{}},"ping":25}}`+"\n\n",
+		`data: {"channel":"bench1","pub":{"data":{"content":"bench message, \"offset\":99"},"offset":7}}`+"\n\n",
+		"data: {}\n\n",
+		`data: {"channel":"other","pub":{"data":{"content":"x"},"offset":8}}`+"\n\n",
+		`data: {"channel":"bench1","pub":{"data":{"content":"`+strings.Repeat("y", 3000)+`"},"offset":1234567890}}`+"\n\n",
+	)
+	for seed := range uint64(50) {
+		rng := rand.New(rand.NewPCG(seed, 2))
+		p := parser{times: true}
+		var got strings.Builder
+		rest := []byte(body)
+		for len(rest) > 0 {
+			n := 1 + rng.IntN(min(len(rest), 40))
+			if err := p.feed(rest[:n], func(k lineKind, id, _ int64) {
+				got.WriteString([]string{"other", "message", "history"}[k] + " " + strconv.FormatInt(id, 10) + ",")
+			}); err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			rest = rest[n:]
+		}
+		if want := "history 0,message 7,message 1234567890,"; got.String() != want {
+			t.Fatalf("seed %d: got %q, want %q", seed, got.String(), want)
+		}
+	}
+}
+
+func TestCentrifugoTokenIsHS256(t *testing.T) {
+	tok, err := cfToken("s3cret", "bench", []string{"bench"}, time.Unix(2000000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q: want three parts", tok)
+	}
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write([]byte(parts[0] + "." + parts[1]))
+	if got := base64.RawURLEncoding.EncodeToString(mac.Sum(nil)); got != parts[2] {
+		t.Errorf("signature %s, want %s", parts[2], got)
+	}
+	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if string(claims) != `{"channels":["bench"],"exp":2000000000,"sub":"bench"}` {
+		t.Errorf("claims %s", claims)
 	}
 }
