@@ -33,23 +33,30 @@ func TestParserSplitsAnywhere(t *testing.T) {
 	) + "0\r\n\r\n"
 	want := "history 41,message 42,message 43,"
 	for seed := range uint64(200) {
-		rng := rand.New(rand.NewPCG(seed, 1))
 		var p parser
-		var got strings.Builder
-		rest := []byte(body)
-		for len(rest) > 0 {
-			n := 1 + rng.IntN(min(len(rest), 700))
-			if err := p.feed(rest[:n], func(k lineKind, id, _ int64) {
-				got.WriteString([]string{"other", "message", "history"}[k] + " " + strconv.FormatInt(id, 10) + ",")
-			}); err != nil {
-				t.Fatalf("seed %d: %v", seed, err)
-			}
-			rest = rest[n:]
-		}
-		if got.String() != want || !p.ended {
-			t.Fatalf("seed %d: got %q (ended %v), want %q", seed, got.String(), p.ended, want)
+		if got := feedInPieces(t, &p, body, seed, 700); got != want || !p.ended {
+			t.Fatalf("seed %d: got %q (ended %v), want %q", seed, got, p.ended, want)
 		}
 	}
+}
+
+// feedInPieces feeds body to p in random pieces of at most most bytes (the
+// seed picks them) and returns what it reported: "kind id," per line.
+func feedInPieces(t *testing.T, p *parser, body string, seed uint64, most int) string {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var got strings.Builder
+	rest := []byte(body)
+	for len(rest) > 0 {
+		n := 1 + rng.IntN(min(len(rest), most))
+		if err := p.feed(rest[:n], func(k lineKind, id, _ int64) {
+			got.WriteString([]string{"other", "message", "history"}[k] + " " + strconv.FormatInt(id, 10) + ",")
+		}); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		rest = rest[n:]
+	}
+	return got.String()
 }
 
 func TestParserRejectsBadChunk(t *testing.T) {
@@ -139,21 +146,9 @@ func TestParserReadsCentrifugoStreams(t *testing.T) {
 		`data: {"channel":"bench1","pub":{"data":{"content":"`+strings.Repeat("y", 3000)+`"},"offset":1234567890}}`+"\n\n",
 	)
 	for seed := range uint64(50) {
-		rng := rand.New(rand.NewPCG(seed, 2))
 		p := parser{times: true}
-		var got strings.Builder
-		rest := []byte(body)
-		for len(rest) > 0 {
-			n := 1 + rng.IntN(min(len(rest), 40))
-			if err := p.feed(rest[:n], func(k lineKind, id, _ int64) {
-				got.WriteString([]string{"other", "message", "history"}[k] + " " + strconv.FormatInt(id, 10) + ",")
-			}); err != nil {
-				t.Fatalf("seed %d: %v", seed, err)
-			}
-			rest = rest[n:]
-		}
-		if want := "history 0,message 7,message 1234567890,"; got.String() != want {
-			t.Fatalf("seed %d: got %q, want %q", seed, got.String(), want)
+		if got, want := feedInPieces(t, &p, body, seed, 40), "history 0,message 7,message 1234567890,"; got != want {
+			t.Fatalf("seed %d: got %q, want %q", seed, got, want)
 		}
 	}
 }
