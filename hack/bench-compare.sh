@@ -182,6 +182,7 @@ secs=$(awk -v d="$dur" 'BEGIN{sub(/s$/,"",d); print int(d)}')
 if [[ -n ${PROFILE:-} ]]; then
   for c in $cases; do
     IFS=: read -r name conns rate <<<"$c"
+    [[ $name == cf* ]] && continue   # the profiles are chatr's
     echo "- $name, profiled run (not counted)"
     # The profiles start once the clients are connected (about 1 s for 5,000).
     (sleep 2; curl -fsS -o "$PROFILE/$name.streamer.pprof" "http://$prof_streamer/debug/pprof/profile?seconds=$((secs - 2))") &
