@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -164,9 +165,7 @@ func TestStreamerSeccompProfile(t *testing.T) {
 				if c == chatrv1.ComponentStreamer {
 					want = tc.want
 				}
-				got := *pod.Containers[0].SecurityContext.SeccompProfile
-				if got.Type != want.Type || (got.LocalhostProfile == nil) != (want.LocalhostProfile == nil) ||
-					(got.LocalhostProfile != nil && *got.LocalhostProfile != *want.LocalhostProfile) {
+				if got := *pod.Containers[0].SecurityContext.SeccompProfile; !reflect.DeepEqual(got, want) {
 					t.Errorf("%s: container profile %+v, want %+v", c, got, want)
 				}
 			}

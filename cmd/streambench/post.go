@@ -69,7 +69,7 @@ func (p *openLoop) run(ctx context.Context, total int, rate float64, sent *sentT
 				kind := "transport"
 				if code := chatr.StatusCode(err); code != 0 {
 					kind = fmt.Sprint(code)
-				} else if se, ok := err.(statusError); ok {
+				} else if se := statusError(0); errors.As(err, &se) {
 					kind = fmt.Sprint(int(se))
 				}
 				p.errs[kind]++

@@ -18,7 +18,7 @@ import (
 type parser struct {
 	state uint8
 	size  int64    // chunk bytes still to come (stData), or the size being read
-	line  [64]byte // enough for Centrifugo's publication prefix and its id
+	line  [64]byte // enough for the longest prefix told apart (Centrifugo's publication)
 	n     int      // bytes of the current line kept in line
 	id    int64
 	ended bool
